@@ -1,1 +1,82 @@
+//! Linux data plane for ferrotun.
+//!
+//! The syscall layer (all of the project's `unsafe`, each block with a
+//! `// SAFETY:` comment; Linux only):
+//!
+//! - [`Tun`] / [`TunQueue`]: a multi-queue TUN, one non-blocking queue per
+//!   worker; [`is_gone`] recognises a deleted interface. Optional offloads
+//!   ([`Tun::create_with_offload`], [`VirtioNetHdr`]).
+//! - [`netif`]: MTU, link up, name → index.
+//! - [`UdpSocket`]: SO_REUSEPORT sockets per family ([`bind_dual`]), batched
+//!   [`UdpSocket::recv_batch`] / [`UdpSocket::send_batch`] with GRO and GSO.
+//! - [`Epoll`]: one level-triggered poller per worker.
+//! - [`Cancel`]: the one shutdown signal; [`install_shutdown_signals`].
+//! - [`BufPool`] / [`Buf`]: bounded per-worker buffers with headroom.
+//!
+//! A worker's loop, in outline:
+//!
+//! ```no_run
+//! use ferrotun_device::*;
+//! # fn main() -> std::io::Result<()> {
+//! let cancel = Cancel::new()?;
+//! install_shutdown_signals(&cancel)?;
+//! let tun = Tun::create("wg0", 2)?;
+//! set_mtu(tun.name(), 1420)?;
+//! let socks = bind_dual(51820, 2, 0)?;
+//! let queue = tun.into_queues().swap_remove(0);
+//! let (tun_tok, udp_tok, stop_tok) = (0, 1, 2);
+//! let ep = Epoll::new()?;
+//! ep.add(&queue, tun_tok, Interest::READABLE)?;
+//! ep.add(&socks.v4[0], udp_tok, Interest::READABLE)?;
+//! ep.add(&cancel, stop_tok, Interest::READABLE)?;
+//! let mut pool = BufPool::new(256, 1500 + 32);
+//! let mut events = [Event::EMPTY; 8];
+//! while !cancel.is_triggered() {
+//!     let n = ep.wait(&mut events, None)?;
+//!     for ev in &events[..n] {
+//!         if ev.token() == tun_tok {
+//!             let Some(mut buf) = pool.take() else { break };
+//!             match queue.read(buf.spare_mut()) {
+//!                 Ok(len) => buf.set_len(len), // then prepend the header, seal, send_batch
+//!                 Err(e) if is_gone(&e) => cancel.trigger(),
+//!                 Err(_) => {}
+//!             }
+//!             pool.put(buf);
+//!         }
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod cancel;
+pub mod epoll;
+mod mmsg;
+pub mod netif;
+pub mod pool;
+pub mod signals;
+mod sockaddr;
+mod sys;
+pub mod tun;
+pub mod udp;
+pub mod vnet;
+
+pub use cancel::Cancel;
+pub use epoll::{Epoll, Event, Interest};
+pub use netif::{interface_exists, interface_index, is_up, mtu, set_mtu, set_up};
+pub use pool::{Buf, BufPool, HEADROOM};
+pub use signals::install_shutdown_signals;
+pub use tun::{is_gone, Tun, TunQueue};
+pub use udp::{
+    bind_dual, bind_reuseport, probe_gso, BoundSockets, RecvBuf, RecvMeta, Transmit, UdpSocket,
+    BATCH,
+};
+pub use vnet::{VirtioNetHdr, VNET_HDR_LEN};
+pub mod clock;
+pub mod control;
+pub mod device;
+pub mod netset;
+pub mod worker;
+
+pub use device::{Device, DeviceConfig};
+pub mod inherit;

@@ -247,8 +247,14 @@ mod tests {
         assert_eq!(PublicKey::from_base64(&text).unwrap(), k);
         // Wrong length, missing padding, bad alphabet, non-canonical trailing bits.
         assert_eq!(PublicKey::from_base64(&text[..43]), Err(KeyError::Base64));
-        assert_eq!(PublicKey::from_base64(&format!("{text}=")), Err(KeyError::Base64));
-        assert_eq!(PublicKey::from_base64(&text.replace('B', "*")), Err(KeyError::Base64));
+        assert_eq!(
+            PublicKey::from_base64(&format!("{text}=")),
+            Err(KeyError::Base64)
+        );
+        assert_eq!(
+            PublicKey::from_base64(&text.replace('B', "*")),
+            Err(KeyError::Base64)
+        );
         let mut noncanonical = text.clone().into_bytes();
         noncanonical[42] = b'x'; // 'x' leaves low bits set in the final symbol
         assert!(PublicKey::from_base64(std::str::from_utf8(&noncanonical).unwrap()).is_err());
@@ -258,7 +264,10 @@ mod tests {
     fn hex_round_trip_accepts_upper_case() {
         let k = PresharedKey::from_bytes([0xab; 32]);
         assert_eq!(PresharedKey::from_hex(&k.to_hex()).unwrap(), k);
-        assert_eq!(PresharedKey::from_hex(&k.to_hex().to_uppercase()).unwrap(), k);
+        assert_eq!(
+            PresharedKey::from_hex(&k.to_hex().to_uppercase()).unwrap(),
+            k
+        );
         assert_eq!(PresharedKey::from_hex("abc"), Err(KeyError::Hex));
         assert_eq!(PresharedKey::from_hex(&"g".repeat(64)), Err(KeyError::Hex));
     }

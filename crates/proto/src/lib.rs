@@ -1,1 +1,25 @@
-pub mod keys; pub mod time;
+//! ferrotun's sans-IO WireGuard protocol core.
+//!
+//! Pure state machines over byte buffers: wire formats, the Noise IKpsk2 handshake, cookies,
+//! transport sessions, the replay window, timers and cryptokey routing. Time and randomness
+//! are handed in; nothing here opens a socket, spawns a thread, sleeps or uses `unsafe`.
+//! [`interface::Interface`] is the entry point the device layer drives.
+
+#![forbid(unsafe_code)]
+
+pub mod allowed_ips;
+pub mod constants;
+pub mod cookie;
+pub mod crypto;
+pub mod index;
+pub mod interface;
+pub mod ip;
+pub mod keys;
+pub mod noise;
+pub mod peer;
+pub mod ratelimiter;
+pub mod replay;
+pub mod session;
+pub mod time;
+pub mod timers;
+pub mod wire;

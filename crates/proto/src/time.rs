@@ -59,8 +59,18 @@ impl WallTime {
     }
 
     pub fn from_duration_since_epoch(d: Duration) -> Self {
-        WallTime { secs: d.as_secs(), nanos: d.subsec_nanos() }
+        WallTime {
+            secs: d.as_secs(),
+            nanos: d.subsec_nanos(),
+        }
     }
+}
+
+/// The caller's two clocks read at the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Env {
+    pub now: Instant,
+    pub wall: WallTime,
 }
 
 #[cfg(test)]
@@ -73,6 +83,9 @@ mod tests {
         assert_eq!(t - Duration::from_secs(1), Instant::ZERO);
         assert_eq!((t + Duration::from_nanos(10)).as_nanos(), 15);
         assert_eq!(Instant::ZERO.saturating_duration_since(t), Duration::ZERO);
-        assert_eq!(t.saturating_duration_since(Instant::ZERO), Duration::from_nanos(5));
+        assert_eq!(
+            t.saturating_duration_since(Instant::ZERO),
+            Duration::from_nanos(5)
+        );
     }
 }

@@ -1,0 +1,197 @@
+//! A running WireGuard interface: the TUN, the sockets, one worker per core and the
+//! control thread, around the protocol core's [`Interface`].
+
+use crate::clock::Clock;
+use crate::control::{self, Control, Job};
+use crate::netset::NetSet;
+use crate::tun::{Tun, TunQueue};
+use crate::worker::{DataCounters, Worker};
+use crate::Cancel;
+use crossbeam_channel::Sender;
+use ferrotun_proto::interface::{Env, Interface};
+use ferrotun_proto::peer::Datagram;
+use parking_lot::{Mutex, RwLock};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub struct DeviceConfig {
+    pub name: String,
+    /// Worker threads, each with its own TUN queue and sockets; usually one per core.
+    pub workers: usize,
+    /// A TUN file descriptor inherited from the parent process (daemon mode).
+    pub tun_fd: Option<OwnedFd>,
+    pub mtu: u32,
+}
+
+/// The workers of one socket generation; replaced whole when the listen port changes.
+struct Generation {
+    stop: Cancel,
+    handles: Vec<JoinHandle<TunQueue>>,
+}
+
+pub struct Device {
+    name: String,
+    ifindex: u32,
+    iface: Arc<Interface>,
+    clock: Clock,
+    cancel: Cancel,
+    net: Arc<RwLock<Arc<NetSet>>>,
+    jobs: Sender<Job>,
+    workers: Mutex<Option<Generation>>,
+    control: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<DataCounters>,
+    worker_count: usize,
+}
+
+fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
+    Box::new(rand_core::OsRng)
+}
+
+impl Device {
+    /// Creates the TUN, binds a random port and starts the workers and the control thread.
+    pub fn start(config: DeviceConfig, cancel: Cancel) -> io::Result<Arc<Device>> {
+        let workers = config.workers.max(1);
+        let tun = match config.tun_fd {
+            Some(fd) => Tun::from_fd(fd, workers)?,
+            None => Tun::create(&config.name, workers)?,
+        };
+        let name = tun.name().to_string();
+        let ifindex = tun.index();
+        crate::netif::set_mtu(&name, config.mtu)?;
+        let iface = Arc::new(Interface::new(os_rng()));
+        iface.set_mtu(config.mtu as usize);
+        let net = Arc::new(RwLock::new(Arc::new(NetSet::bind(0, workers, 0)?)));
+        let (jobs, job_rx) = control::channel();
+        let clock = Clock::default();
+        let device = Arc::new(Device {
+            name,
+            ifindex,
+            iface: iface.clone(),
+            clock,
+            cancel: cancel.clone(),
+            net: net.clone(),
+            jobs,
+            workers: Mutex::new(None),
+            control: Mutex::new(None),
+            counters: Arc::new(DataCounters::default()),
+            worker_count: workers,
+        });
+        let control = Control {
+            iface,
+            net,
+            clock,
+            cancel,
+            jobs: job_rx,
+        };
+        let handle = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || control.run())?;
+        *device.control.lock() = Some(handle);
+        device.start_workers(tun.into_queues())?;
+        Ok(device)
+    }
+
+    fn start_workers(&self, queues: Vec<TunQueue>) -> io::Result<()> {
+        let stop = Cancel::new()?;
+        let net = self.net.read().clone();
+        let mut handles = Vec::with_capacity(queues.len());
+        for (id, tun) in queues.into_iter().enumerate() {
+            let worker = Worker {
+                id,
+                tun,
+                net: net.clone(),
+                iface: self.iface.clone(),
+                jobs: self.jobs.clone(),
+                clock: self.clock,
+                counters: self.counters.clone(),
+            };
+            let (stop, cancel) = (stop.clone(), self.cancel.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{id}"))
+                    .spawn(move || worker.run(stop, cancel))?,
+            );
+        }
+        *self.workers.lock() = Some(Generation { stop, handles });
+        Ok(())
+    }
+
+    fn stop_workers(&self) -> Vec<TunQueue> {
+        let Some(generation) = self.workers.lock().take() else {
+            return Vec::new();
+        };
+        generation.stop.trigger();
+        generation
+            .handles
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .collect()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+    pub fn interface(&self) -> &Arc<Interface> {
+        &self.iface
+    }
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+    pub fn env(&self) -> Env {
+        self.clock.env()
+    }
+    pub fn counters(&self) -> &DataCounters {
+        &self.counters
+    }
+    pub fn listen_port(&self) -> u16 {
+        self.net.read().port
+    }
+    pub fn fwmark(&self) -> u32 {
+        self.net.read().fwmark
+    }
+
+    /// Moves to a new port (0 = any free one). The new sockets are bound before the old
+    /// ones close, so a port that is taken leaves everything as it was.
+    pub fn set_listen_port(&self, port: u16) -> io::Result<()> {
+        let fwmark = self.fwmark();
+        let fresh = NetSet::bind(port, self.worker_count, fwmark)?;
+        let queues = self.stop_workers();
+        *self.net.write() = Arc::new(fresh);
+        self.start_workers(queues)
+    }
+
+    /// Marks every socket (SO_MARK), so policy routing can keep the tunnel's own packets
+    /// out of the tunnel; 0 clears it.
+    pub fn set_fwmark(&self, mark: u32) -> io::Result<()> {
+        let mut guard = self.net.write();
+        let mut set = NetSet {
+            port: guard.port,
+            fwmark: guard.fwmark,
+            v4: guard.v4.clone(),
+            v6: guard.v6.clone(),
+        };
+        set.set_fwmark(mark)?;
+        *guard = Arc::new(set);
+        Ok(())
+    }
+
+    /// Sends datagrams produced by a configuration change (e.g. a first keepalive).
+    pub fn send(&self, datagrams: Vec<Datagram>) {
+        self.net.read().send(&datagrams);
+    }
+
+    /// Stops every thread and closes every descriptor; idempotent.
+    pub fn shutdown(&self) {
+        self.cancel.trigger();
+        drop(self.stop_workers());
+        if let Some(h) = self.control.lock().take() {
+            let _ = h.join();
+        }
+        self.iface.remove_all_peers();
+    }
+}

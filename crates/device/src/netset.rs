@@ -1,0 +1,60 @@
+//! The UDP sockets of one listen port: one per worker and family, bound with SO_REUSEPORT
+//! so the kernel spreads flows across workers.
+
+use crate::udp::{bind_dual, Transmit, UdpSocket};
+use ferrotun_proto::peer::Datagram;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct NetSet {
+    pub port: u16,
+    pub fwmark: u32,
+    pub v4: Vec<Arc<UdpSocket>>,
+    /// Empty when IPv6 is unavailable on this host.
+    pub v6: Vec<Arc<UdpSocket>>,
+}
+
+impl NetSet {
+    pub fn bind(port: u16, workers: usize, fwmark: u32) -> io::Result<NetSet> {
+        let bound = bind_dual(port, workers, fwmark)?;
+        Ok(NetSet {
+            port: bound.port,
+            fwmark,
+            v4: bound.v4.into_iter().map(Arc::new).collect(),
+            v6: bound.v6.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    pub fn set_fwmark(&mut self, mark: u32) -> io::Result<()> {
+        for s in self.v4.iter().chain(&self.v6) {
+            s.set_fwmark(mark)?;
+        }
+        self.fwmark = mark;
+        Ok(())
+    }
+
+    /// The socket for sending to `dst` from worker `i` (or the control thread).
+    pub fn socket_for(&self, dst: &SocketAddr, i: usize) -> Option<&Arc<UdpSocket>> {
+        let set = if dst.is_ipv4() { &self.v4 } else { &self.v6 };
+        set.get(i % set.len().max(1))
+    }
+
+    /// Sends datagrams made off the packet path (handshakes, keepalives, staged packets).
+    /// A failure is logged, not returned: the protocol's timers retry on their own.
+    pub fn send(&self, datagrams: &[Datagram]) {
+        for d in datagrams {
+            let Some(sock) = self.socket_for(&d.dst, 0) else {
+                continue;
+            };
+            let msg = [Transmit {
+                dst: d.dst,
+                data: &d.data,
+                segment_size: None,
+            }];
+            if let Err(e) = sock.send_batch(&msg) {
+                tracing::debug!("send to {} failed: {e}", d.dst);
+            }
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The data-plane UDP sockets: one per worker per address family, all bound
+//! to the same port with SO_REUSEPORT so the kernel hashes each flow to one
+//! socket (one worker), non-blocking, with batched I/O in [`crate::mmsg`].
+//!
+//! Written against libc rather than socket2: socket2 has no recvmmsg or
+//! sendmmsg, no UDP_SEGMENT/UDP_GRO control messages, and the few options
+//! we set are one setsockopt each.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use crate::mmsg;
+use crate::sockaddr::SockAddr;
+use crate::sys::{context, cvt, getsockopt_int, owned, setsockopt_int};
+
+pub use crate::mmsg::{RecvBuf, RecvMeta, Transmit, BATCH};
+
+/// Socket buffer size asked for, as wireguard-go does (7 MiB): bursts of
+/// batched traffic overflow the default ~200 KiB and get dropped.
+const SOCKET_BUFFER: libc::c_int = 7 << 20;
+
+/// A non-blocking, close-on-exec UDP socket of the data plane.
+#[derive(Debug)]
+pub struct UdpSocket {
+    fd: OwnedFd,
+    v6: bool,
+    port: u16,
+    /// Cleared for good when the kernel refuses GSO for this socket's route
+    /// (EIO: the egress device cannot checksum); sends then split.
+    gso: AtomicBool,
+}
+
+/// The sockets of both families on one port, as [`bind_dual`] returns them.
+#[derive(Debug)]
+pub struct BoundSockets {
+    pub port: u16,
+    /// IPv4 sockets; empty only if the host has no IPv4.
+    pub v4: Vec<UdpSocket>,
+    /// IPv6 sockets (IPV6_V6ONLY); empty if the host has IPv6 disabled.
+    pub v6: Vec<UdpSocket>,
+}
+
+/// Binds `count` sockets of one family to `port` on the wildcard address
+/// with SO_REUSEPORT (IPv6 ones with IPV6_V6ONLY=1), applying `fwmark` (0 =
+/// none). With `port` 0 the first socket gets a kernel-chosen port and the
+/// others join it. Fails as a whole (closing what was opened) if any bind
+/// fails, e.g. `AddrInUse` when another program holds the port.
+pub fn bind_reuseport(
+    port: u16,
+    v6: bool,
+    count: usize,
+    fwmark: u32,
+) -> io::Result<Vec<UdpSocket>> {
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    bind_raw(port, v6, count, fwmark)
+        .map_err(|e| context(e, format_args!("bind UDP {family} port {port}")))
+}
+
+/// Binds `count` IPv4 and `count` IPv6 sockets to one port, like
+/// wireguard-go: if either family is unsupported by the host
+/// (EAFNOSUPPORT, e.g. IPv6 disabled at boot), continues with the other.
+/// With `port` 0, if the IPv4 port turns out to be taken for IPv6, tries
+/// again with a new port (up to 100 times).
+pub fn bind_dual(port: u16, count: usize, fwmark: u32) -> io::Result<BoundSockets> {
+    let unsupported = |e: &io::Error| e.raw_os_error() == Some(libc::EAFNOSUPPORT);
+    let mut tries = 0;
+    loop {
+        let v4 = match bind_raw(port, false, count, fwmark) {
+            Ok(v4) => v4,
+            Err(e) if unsupported(&e) => Vec::new(),
+            Err(e) => return Err(context(e, format_args!("bind UDP IPv4 port {port}"))),
+        };
+        let chosen = v4.first().map_or(port, |s| s.port);
+        match bind_raw(chosen, true, count, fwmark) {
+            Ok(v6) => {
+                let port = v6.first().map_or(chosen, |s| s.port);
+                return Ok(BoundSockets { port, v4, v6 });
+            }
+            Err(e) if unsupported(&e) && !v4.is_empty() => {
+                return Ok(BoundSockets {
+                    port: chosen,
+                    v4,
+                    v6: Vec::new(),
+                })
+            }
+            Err(e) if port == 0 && e.raw_os_error() == Some(libc::EADDRINUSE) && tries < 100 => {
+                tries += 1;
+            }
+            Err(e) => return Err(context(e, format_args!("bind UDP IPv6 port {chosen}"))),
+        }
+    }
+}
+
+/// Whether the kernel supports UDP GSO (UDP_SEGMENT, Linux ≥ 4.18). Probed
+/// once on a scratch socket; sockets start with GSO on when this is true.
+pub fn probe_gso() -> bool {
+    static GSO: OnceLock<bool> = OnceLock::new();
+    *GSO.get_or_init(|| {
+        let Ok(sock) = new_socket(false) else {
+            return false;
+        };
+        setsockopt_int(sock.as_raw_fd(), libc::SOL_UDP, libc::UDP_SEGMENT, 1200).is_ok()
+    })
+}
+
+fn new_socket(v6: bool) -> io::Result<OwnedFd> {
+    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain socket(2); the result is checked and wrapped.
+    let fd = cvt(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    Ok(owned(fd))
+}
+
+fn bind_raw(port: u16, v6: bool, count: usize, fwmark: u32) -> io::Result<Vec<UdpSocket>> {
+    let mut socks: Vec<UdpSocket> = Vec::with_capacity(count);
+    let mut port = port;
+    for _ in 0..count {
+        let sock = bind_one(port, v6, fwmark)?;
+        port = sock.port;
+        socks.push(sock);
+    }
+    Ok(socks)
+}
+
+fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {
+    let fd = new_socket(v6)?;
+    let raw = fd.as_raw_fd();
+    setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    if v6 {
+        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    if fwmark != 0 {
+        setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_MARK, fwmark as libc::c_int)?;
+    }
+    set_buffer_sizes(raw);
+    let addr = if v6 {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+    };
+    let (sa, len) = SockAddr::from_socket_addr(&addr);
+    // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call.
+    cvt(unsafe { libc::bind(raw, sa.as_ptr(), len) })?;
+    let port = local_addr(raw)?.port();
+    Ok(UdpSocket {
+        fd,
+        v6,
+        port,
+        gso: AtomicBool::new(probe_gso()),
+    })
+}
+
+/// Big socket buffers: the FORCE variants (root / CAP_NET_ADMIN) go past
+/// net.core.[rw]mem_max; without privilege fall back to the capped ones.
+/// Failure is not fatal, only slower, so errors are ignored.
+fn set_buffer_sizes(fd: RawFd) {
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        if setsockopt_int(fd, libc::SOL_SOCKET, force, SOCKET_BUFFER).is_err() {
+            let _ = setsockopt_int(fd, libc::SOL_SOCKET, plain, SOCKET_BUFFER);
+        }
+    }
+}
+
+fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    let mut sa = SockAddr::zeroed();
+    let mut len = SockAddr::CAPACITY;
+    // SAFETY: `sa` has room for `len` bytes; the kernel writes at most that
+    // and updates `len`.
+    cvt(unsafe { libc::getsockname(fd, sa.as_mut_ptr(), &mut len) })?;
+    sa.socket_addr()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "getsockname: not an IP address"))
+}
+
+impl UdpSocket {
+    /// The bound port (never 0).
+    pub fn local_port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bound address (wildcard IP, real port).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(self.fd.as_raw_fd())
+    }
+
+    /// Whether this is an IPv6 (V6ONLY) socket; it sends only to IPv6
+    /// destinations, an IPv4 socket only to IPv4 ones.
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// Sets SO_MARK (0 clears it) for policy routing of outgoing packets
+    /// (wg-quick's default-route rules). Needs CAP_NET_ADMIN.
+    pub fn set_fwmark(&self, mark: u32) -> io::Result<()> {
+        setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            mark as libc::c_int,
+        )
+    }
+
+    /// Reads SO_MARK back.
+    pub fn fwmark(&self) -> io::Result<u32> {
+        getsockopt_int(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MARK).map(|m| m as u32)
+    }
+
+    /// Turns on UDP GRO (Linux ≥ 5.0): the kernel may then hand one receive
+    /// buffer several datagrams from one sender, all `segment_size` long but
+    /// the last. Returns `Ok(false)` if the kernel lacks it. With GRO on,
+    /// receive buffers must hold 65535 bytes, or coalesced batches are
+    /// truncated ([`RecvMeta::truncated`]) and lost.
+    pub fn enable_gro(&self) -> io::Result<bool> {
+        match setsockopt_int(self.fd.as_raw_fd(), libc::SOL_UDP, libc::UDP_GRO, 1) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether sends with a `segment_size` still go out as one GSO batch
+    /// (true after a successful [`probe_gso`] until the kernel refuses with
+    /// EIO; they are split into datagrams otherwise).
+    pub fn gso_enabled(&self) -> bool {
+        self.gso.load(Ordering::Relaxed)
+    }
+
+    /// Turns GSO off for this socket (for tests and a config switch).
+    pub fn disable_gso(&self) {
+        self.gso.store(false, Ordering::Relaxed);
+    }
+
+    /// Receives up to `min(bufs.len(), metas.len(), BATCH)` datagrams with
+    /// one recvmmsg. Datagram i lands in `bufs[i]` (a [`crate::Buf`] at its
+    /// current start, taking its length; or a `&mut [u8]` / `Vec<u8>`) and
+    /// `metas[i]` tells its sender, length and GRO segment size. Returns how
+    /// many arrived; `WouldBlock` when none is waiting. Errors queued on the
+    /// socket by ICMP (ECONNREFUSED, EHOSTUNREACH...) come back here once
+    /// each and are not fatal.
+    pub fn recv_batch<B: RecvBuf>(
+        &self,
+        bufs: &mut [B],
+        metas: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        mmsg::recv_batch(self.fd.as_raw_fd(), bufs, metas)
+    }
+
+    /// Sends `msgs` in order with sendmmsg, as few calls as needed. A
+    /// `Transmit` with a `segment_size` goes out as one UDP GSO send while
+    /// GSO works, else split into datagrams: if the kernel rejects a GSO
+    /// send (EIO, EINVAL, EMSGSIZE) it is split and sent again, so nothing
+    /// is lost; EIO also turns GSO off for this socket.
+    ///
+    /// Returns `Ok(n)`, n ≥ 1: the first n transmits were sent (the
+    /// caller calls again with the rest, waiting for WRITABLE if needed).
+    /// `Err(e)`: `msgs[0]` was not sent; on `WouldBlock` try it again when
+    /// writable, on any other error drop it and go on with the rest. A
+    /// split transmit interrupted half way is reported unsent, so some of its
+    /// datagrams may be sent twice; WireGuard's replay check drops those.
+    pub fn send_batch(&self, msgs: &[Transmit<'_>]) -> io::Result<usize> {
+        mmsg::send_batch(self.fd.as_raw_fd(), &self.gso, msgs)
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,359 @@
+//! One data-plane worker: a TUN queue and a UDP socket per family, waited on in the
+//! worker's own epoll. The kernel steers each flow to one TUN queue and one socket, so a
+//! flow stays on one worker and its peer's lock is almost never contended.
+
+use crate::clock::Clock;
+use crate::control::Job;
+use crate::epoll::{Epoll, Event, Interest};
+use crate::netset::NetSet;
+use crate::tun::{is_gone, TunQueue};
+use crate::udp::{RecvMeta, Transmit, UdpSocket};
+use crate::Cancel;
+use crossbeam_channel::Sender;
+use ferrotun_proto::interface::{Env, Interface, PeerRef};
+use ferrotun_proto::session::{padded_len, Keypair};
+use ferrotun_proto::wire::{TAG_LEN, TRANSPORT_HEADER_LEN};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Packets per batch: one recvmmsg/sendmmsg, and the TUN reads between two sends.
+pub const BATCH: usize = 64;
+/// Room for the largest IP packet plus the WireGuard header, padding and tag.
+pub const BUF_SIZE: usize = 65536 + 64;
+
+const TOKEN_TUN: u64 = 0;
+const TOKEN_V4: u64 = 1;
+const TOKEN_V6: u64 = 2;
+const TOKEN_STOP: u64 = 3;
+const TOKEN_CANCEL: u64 = 4;
+
+/// Per-device drop and traffic counters shared by the workers.
+#[derive(Debug, Default)]
+pub struct DataCounters {
+    pub tun_no_route: AtomicU64,
+    pub rx_invalid: AtomicU64,
+    pub handshake_queue_full: AtomicU64,
+    pub send_errors: AtomicU64,
+}
+
+pub struct Worker {
+    pub id: usize,
+    pub tun: TunQueue,
+    pub net: Arc<NetSet>,
+    pub iface: Arc<Interface>,
+    pub jobs: Sender<Job>,
+    pub clock: Clock,
+    pub counters: Arc<DataCounters>,
+}
+
+/// Buffers owned by one worker for its whole life: no allocation per packet.
+struct Buffers {
+    bufs: Vec<Vec<u8>>,
+    metas: Vec<RecvMeta>,
+    lens: Vec<usize>,
+}
+
+impl Buffers {
+    fn new() -> Self {
+        Buffers {
+            bufs: (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect(),
+            metas: vec![RecvMeta::default(); BATCH],
+            lens: vec![0; BATCH],
+        }
+    }
+}
+
+/// The peer whose session the current run of TUN packets is sealed with, so a batch
+/// to one peer takes its lock twice, not twice per packet.
+struct SendRun {
+    peer: PeerRef,
+    keypair: Arc<Keypair>,
+    dst: SocketAddr,
+    bytes: u64,
+}
+
+impl Worker {
+    /// Runs until `stop` (this generation of workers) or `cancel` (the whole daemon)
+    /// fires; gives the TUN queue back so a successor can take over.
+    pub fn run(self, stop: Cancel, cancel: Cancel) -> TunQueue {
+        if let Err(e) = self.event_loop(&stop, &cancel) {
+            tracing::error!("worker {} stopped: {e}", self.id);
+            cancel.trigger();
+        }
+        self.tun
+    }
+
+    fn v4(&self) -> Option<&Arc<UdpSocket>> {
+        self.net.v4.get(self.id)
+    }
+    fn v6(&self) -> Option<&Arc<UdpSocket>> {
+        self.net.v6.get(self.id)
+    }
+
+    fn event_loop(&self, stop: &Cancel, cancel: &Cancel) -> io::Result<()> {
+        let epoll = Epoll::new()?;
+        epoll.add(&self.tun, TOKEN_TUN, Interest::READABLE)?;
+        if let Some(s) = self.v4() {
+            epoll.add(s.as_ref(), TOKEN_V4, Interest::READABLE)?;
+        }
+        if let Some(s) = self.v6() {
+            epoll.add(s.as_ref(), TOKEN_V6, Interest::READABLE)?;
+        }
+        epoll.add(&stop.fd(), TOKEN_STOP, Interest::READABLE)?;
+        epoll.add(&cancel.fd(), TOKEN_CANCEL, Interest::READABLE)?;
+        let mut events = [Event::EMPTY; 8];
+        let mut b = Buffers::new();
+        loop {
+            let n = epoll.wait(&mut events, None)?;
+            for ev in &events[..n] {
+                match ev.token() {
+                    TOKEN_STOP | TOKEN_CANCEL => return Ok(()),
+                    TOKEN_TUN => {
+                        if let Err(e) = self.drain_tun(&mut b) {
+                            if is_gone(&e) {
+                                tracing::info!("interface was removed");
+                                cancel.trigger();
+                                return Ok(());
+                            }
+                            return Err(e);
+                        }
+                    }
+                    TOKEN_V4 => {
+                        if let Some(s) = self.v4() {
+                            self.drain_udp(s, &mut b)?;
+                        }
+                    }
+                    TOKEN_V6 => {
+                        if let Some(s) = self.v6() {
+                            self.drain_udp(s, &mut b)?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ TUN → network
+
+    /// Reads the TUN until it is empty, a batch at a time.
+    fn drain_tun(&self, b: &mut Buffers) -> io::Result<()> {
+        loop {
+            let mut n = 0;
+            while n < BATCH {
+                match self.tun.read(&mut b.bufs[n][TRANSPORT_HEADER_LEN..]) {
+                    Ok(len) => {
+                        b.lens[n] = len;
+                        n += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.encrypt_batch(b, n);
+            if n < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    fn encrypt_batch(&self, b: &mut Buffers, n: usize) {
+        let env = self.clock.env();
+        let mtu = self.iface.mtu();
+        let mut run: Option<SendRun> = None;
+        // (buffer index, destination, sealed length) of what goes out.
+        let mut out: [(usize, Option<SocketAddr>, usize); BATCH] = [(0, None, 0); BATCH];
+        let mut count = 0;
+        for i in 0..n {
+            let len = b.lens[i];
+            let buf = &mut b.bufs[i];
+            let packet = &buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];
+            let Some(peer) = self.iface.route(packet) else {
+                self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if run.as_ref().is_none_or(|r| r.peer != peer) {
+                self.finish_run(run.take(), env);
+                run = self.start_run(&peer, env);
+            }
+            let sealed = run.as_ref().and_then(|r| {
+                let counter = r.keypair.next_send_counter()?;
+                let total = TRANSPORT_HEADER_LEN + padded_len(len, mtu).max(len) + TAG_LEN;
+                let sealed = r.keypair.seal(counter, len, buf.get_mut(..total)?).ok()?;
+                Some((r.dst, sealed))
+            });
+            match sealed {
+                Some((dst, sealed)) => {
+                    if let Some(r) = run.as_mut() {
+                        r.bytes += sealed as u64;
+                    }
+                    out[count] = (i, Some(dst), sealed);
+                    count += 1;
+                }
+                None => {
+                    // No usable session: queue the packet and let the control thread
+                    // send it after a handshake.
+                    peer.lock()
+                        .stage(&buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len]);
+                    self.submit(Job::SendStaged(peer));
+                    run = None;
+                }
+            }
+        }
+        self.finish_run(run, env);
+        self.send_sealed(b, &out[..count]);
+    }
+
+    fn start_run(&self, peer: &PeerRef, env: Env) -> Option<SendRun> {
+        let (keypair, dst) = peer.lock().send_context(env.now)?;
+        Some(SendRun {
+            peer: peer.clone(),
+            keypair,
+            dst,
+            bytes: 0,
+        })
+    }
+
+    fn finish_run(&self, run: Option<SendRun>, env: Env) {
+        let Some(r) = run else { return };
+        if r.bytes == 0 {
+            return;
+        }
+        let rekey = r
+            .peer
+            .lock()
+            .after_transport_sent(&r.keypair, env.now, r.bytes, true);
+        if rekey {
+            self.submit(Job::Initiate(r.peer));
+        }
+    }
+
+    fn send_sealed(&self, b: &Buffers, out: &[(usize, Option<SocketAddr>, usize)]) {
+        let mut msgs: Vec<Transmit<'_>> = Vec::with_capacity(out.len());
+        for family_v4 in [true, false] {
+            msgs.clear();
+            for &(i, dst, len) in out {
+                let Some(dst) = dst else { continue };
+                if dst.is_ipv4() == family_v4 {
+                    msgs.push(Transmit {
+                        dst,
+                        data: &b.bufs[i][..len],
+                        segment_size: None,
+                    });
+                }
+            }
+            if msgs.is_empty() {
+                continue;
+            }
+            let sock = if family_v4 { self.v4() } else { self.v6() };
+            let Some(sock) = sock else {
+                self.counters
+                    .send_errors
+                    .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+                continue;
+            };
+            let mut sent = 0;
+            while sent < msgs.len() {
+                match sock.send_batch(&msgs[sent..]) {
+                    Ok(0) => break,
+                    Ok(k) => sent += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // The socket buffer is full: wait for room rather than drop, the
+                        // same back-pressure a kernel interface applies.
+                        wait_writable(sock);
+                    }
+                    Err(_) => {
+                        // One bad destination must not sink the rest of the batch.
+                        self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                        sent += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ network → TUN
+
+    fn drain_udp(&self, sock: &UdpSocket, b: &mut Buffers) -> io::Result<()> {
+        loop {
+            let n = {
+                let mut slices: Vec<&mut [u8]> =
+                    b.bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
+                match sock.recv_batch(&mut slices, &mut b.metas) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // ICMP errors surface here (ECONNREFUSED and friends): not fatal.
+                        tracing::debug!("receive error: {e}");
+                        continue;
+                    }
+                }
+            };
+            let env = self.clock.env();
+            for i in 0..n {
+                let meta = b.metas[i];
+                self.receive_one(&mut b.bufs[i][..meta.len], meta.src, env);
+            }
+            if n < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    fn receive_one(&self, datagram: &mut [u8], src: SocketAddr, env: Env) {
+        match datagram.first() {
+            Some(4) => match self.iface.receive_transport(datagram, src, env) {
+                Ok(rx) => {
+                    if rx.packet_len > 0 {
+                        let packet =
+                            &datagram[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + rx.packet_len];
+                        if let Err(e) = self.tun.write(packet) {
+                            tracing::debug!("TUN write failed: {e}");
+                        }
+                    }
+                    if rx.outcome.confirmed_session {
+                        self.submit(Job::SendStaged(rx.peer.clone()));
+                    }
+                    if rx.outcome.wants_handshake {
+                        self.submit(Job::Initiate(rx.peer));
+                    }
+                }
+                Err(_) => {
+                    self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Some(1..=3) => self.submit(Job::Handshake {
+                data: datagram.to_vec(),
+                src,
+            }),
+            _ => {
+                self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn submit(&self, job: Job) {
+        if self.jobs.try_send(job).is_err() {
+            self.counters
+                .handshake_queue_full
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn wait_writable(sock: &UdpSocket) {
+    if let Ok(ep) = Epoll::new() {
+        if ep.add(sock, 0, Interest::WRITABLE).is_ok() {
+            let mut ev = [Event::EMPTY; 1];
+            let _ = ep.wait(&mut ev, Some(std::time::Duration::from_millis(100)));
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `ferrotun [-f|--foreground] <ifname>`: the daemon, a drop-in for wireguard-go.
+
+pub mod apply;
+pub mod server;
+
+use anyhow::{bail, Context};
+use ferrotun_device::inherit::{keep_across_exec, take_inherited};
+use ferrotun_device::{install_shutdown_signals, Cancel, Device, DeviceConfig, Tun};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_MTU: u32 = 1420;
+const ENV_TUN_FD: &str = "WG_TUN_FD";
+const ENV_UAPI_FD: &str = "WG_UAPI_FD";
+const ENV_FOREGROUND: &str = "WG_PROCESS_FOREGROUND";
+
+pub fn usage(program: &str) -> String {
+    format!("Usage: {program} [-f/--foreground] INTERFACE-NAME")
+}
+
+/// Interface names the kernel accepts: 1–15 bytes, no '/', no whitespace, not "." or "..".
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+    if !ok {
+        bail!("invalid interface name {name:?}: 1 to 15 characters, no '/', ':' or spaces");
+    }
+    Ok(())
+}
+
+/// Sets up logging from LOG_LEVEL as wireguard-go reads it (verbose|debug|error|silent);
+/// RUST_LOG, if set, takes precedence for finer filters.
+pub fn init_logging() {
+    let level = match std::env::var("LOG_LEVEL").as_deref() {
+        Ok("verbose") | Ok("debug") => "debug",
+        Ok("error") => "error",
+        Ok("silent") => "off",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the daemon; returns the process exit status.
+pub fn main(program: &str, args: &[String]) -> i32 {
+    let mut foreground = std::env::var(ENV_FOREGROUND).as_deref() == Ok("1");
+    let mut name = None;
+    for arg in args {
+        match arg.as_str() {
+            "-f" | "--foreground" => foreground = true,
+            "--version" | "-v" => {
+                println!(
+                    "ferrotun v{} (userspace WireGuard)",
+                    env!("CARGO_PKG_VERSION")
+                );
+                return 0;
+            }
+            "-h" | "--help" => {
+                println!("{}", usage(program));
+                return 0;
+            }
+            other if name.is_none() && !other.starts_with('-') => name = Some(other.to_string()),
+            _ => {
+                eprintln!("{}", usage(program));
+                return 1;
+            }
+        }
+    }
+    let Some(name) = name else {
+        eprintln!("{}", usage(program));
+        return 1;
+    };
+    init_logging();
+    let result = if foreground {
+        run_foreground(&name)
+    } else {
+        spawn_background(&name)
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            1
+        }
+    }
+}
+
+/// Creates the TUN and the socket here, so failures reach the caller's terminal, then
+/// re-executes in the foreground with both inherited and returns at once (wg-quick runs
+/// `wg setconf` next, and the socket is already listening).
+fn spawn_background(name: &str) -> anyhow::Result<()> {
+    check_name(name)?;
+    let listener = server::bind(name)?;
+    let tun = Tun::create(name, 1).with_context(|| format!("cannot create TUN device {name}"))?;
+    let tun_fd: OwnedFd = match tun.into_queues().into_iter().next() {
+        Some(q) => q.into_fd(),
+        None => bail!("TUN device {name} has no queue"),
+    };
+    keep_across_exec(&tun_fd)?;
+    keep_across_exec(&listener)?;
+    let exe = std::env::current_exe().context("cannot find my own executable")?;
+    let logs = std::env::var_os("LOG_LEVEL").is_some();
+    let stdio = || {
+        if logs {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        }
+    };
+    Command::new(exe)
+        .arg(name)
+        .env(ENV_TUN_FD, tun_fd.as_raw_fd().to_string())
+        .env(ENV_UAPI_FD, listener.as_raw_fd().to_string())
+        .env(ENV_FOREGROUND, "1")
+        .stdin(Stdio::null())
+        .stdout(stdio())
+        .stderr(stdio())
+        .spawn()
+        .context("cannot start the background daemon")?;
+    Ok(())
+}
+
+fn run_foreground(name: &str) -> anyhow::Result<()> {
+    check_name(name)?;
+    let tun_fd = take_inherited(ENV_TUN_FD)?;
+    let listener = match take_inherited(ENV_UAPI_FD)? {
+        Some(fd) => UnixListener::from(fd),
+        None => server::bind(name)?,
+    };
+    let cancel = Cancel::new()?;
+    install_shutdown_signals(&cancel)?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = DeviceConfig {
+        name: name.to_string(),
+        workers,
+        tun_fd,
+        mtu: DEFAULT_MTU,
+    };
+    let device = match Device::start(config, cancel.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(server::socket_path(name));
+            return Err(e).with_context(|| format!("cannot start interface {name}"));
+        }
+    };
+    tracing::info!(
+        "interface {} up: {} workers, listening on port {}",
+        device.name(),
+        workers,
+        device.listen_port()
+    );
+    let serving = device.clone();
+    std::thread::Builder::new()
+        .name("uapi".into())
+        .spawn(move || server::serve(listener, serving))?;
+    let reason = watch(&device, name);
+    tracing::info!("shutting down: {reason}");
+    let _ = std::fs::remove_file(server::socket_path(name));
+    device.shutdown();
+    Ok(())
+}
+
+/// Waits for the one cancel; also turns "interface deleted" and "socket file deleted"
+/// (wireguard-go watches both) into it.
+fn watch(device: &Arc<Device>, name: &str) -> &'static str {
+    let path = server::socket_path(name);
+    loop {
+        if device.cancel().wait(Some(Duration::from_millis(500))) {
+            if !ferrotun_device::interface_exists(name) {
+                return "interface removed";
+            }
+            return "signal or fatal error";
+        }
+        if !ferrotun_device::interface_exists(name) {
+            device.cancel().trigger();
+            return "interface removed";
+        }
+        if !path.exists() {
+            device.cancel().trigger();
+            return "configuration socket removed";
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The client side of the configuration socket, as wg(8) uses it: one connection per request
+//! to `/var/run/wireguard/<iface>.sock`, stale sockets removed when their daemon is gone.
+
+use std::io::{self, BufReader, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::format::format_set_request;
+use super::framing::read_message;
+use super::model::{InterfaceStatus, SetRequest};
+use super::parse::{parse_get_reply, parse_set_reply, ReplyError, EINVAL};
+
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/wireguard";
+const SOCKET_SUFFIX: &str = ".sock";
+/// Replies of a device with tens of thousands of peers fit well within this.
+const MAX_REPLY: usize = 64 << 20;
+const EBADF: i32 = 9;
+
+/// Errors carry an errno so they print as wg prints them (`strerror`).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Reaching the socket failed, or the connection broke.
+    #[error("{}", io_message(.0))]
+    Io(#[from] io::Error),
+    /// The daemon answered with a non-zero errno.
+    #[error("{}", errno_message(*.0))]
+    Daemon(i32),
+    /// The reply could not be understood.
+    #[error("{}: {}", errno_message(super::parse::EPROTO), .0)]
+    Protocol(ReplyError),
+    /// Not a usable interface name (wg answers EINVAL for a name with `/`).
+    #[error("{}", errno_message(EINVAL))]
+    InvalidName,
+}
+
+impl ClientError {
+    /// The errno wg would have set for this failure.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ClientError::Io(e) => e.raw_os_error().unwrap_or(super::parse::EPROTO),
+            ClientError::Daemon(e) => *e,
+            ClientError::Protocol(_) => super::parse::EPROTO,
+            ClientError::InvalidName => EINVAL,
+        }
+    }
+}
+
+impl From<ReplyError> for ClientError {
+    fn from(e: ReplyError) -> Self {
+        match e {
+            ReplyError::Errno(n) => ClientError::Daemon(n),
+            other => ClientError::Protocol(other),
+        }
+    }
+}
+
+/// The C library's text for an errno, without std's ` (os error N)` suffix.
+pub fn errno_message(errno: i32) -> String {
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+fn io_message(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => errno_message(n),
+        None => e.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    dir: PathBuf,
+    timeout: Duration,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// A client for the standard socket directory.
+    pub fn new() -> Self {
+        Client::with_dir(DEFAULT_SOCKET_DIR)
+    }
+
+    /// A client for sockets in another directory (tests, other run-state layouts).
+    pub fn with_dir(dir: impl Into<PathBuf>) -> Self {
+        Client {
+            dir: dir.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn socket_path(&self, iface: &str) -> Result<PathBuf, ClientError> {
+        if iface.is_empty() || iface.contains('/') || iface.contains('\0') {
+            return Err(ClientError::InvalidName);
+        }
+        Ok(self.dir.join(format!("{iface}{SOCKET_SUFFIX}")))
+    }
+
+    /// Connects as wg does: the path must be a socket (else EBADF); a refused connection means
+    /// the daemon died, so its socket file is removed.
+    fn connect(&self, iface: &str) -> Result<UnixStream, ClientError> {
+        let path = self.socket_path(iface)?;
+        let meta = std::fs::metadata(&path)?;
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::from_raw_os_error(EBADF).into());
+        }
+        let stream = UnixStream::connect(&path).inspect_err(|e| {
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                // Best effort, like wg: failing to clean up does not change the answer.
+                let _ = std::fs::remove_file(&path);
+            }
+        })?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        stream.set_write_timeout(Some(self.timeout))?;
+        Ok(stream)
+    }
+
+    fn exchange(&self, iface: &str, request: &str) -> Result<String, ClientError> {
+        let mut stream = self.connect(iface)?;
+        stream.write_all(request.as_bytes())?;
+        stream.flush()?;
+        let mut reader = BufReader::new(stream);
+        read_message(&mut reader, MAX_REPLY)?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "daemon closed the connection").into()
+        })
+    }
+
+    pub fn get(&self, iface: &str) -> Result<InterfaceStatus, ClientError> {
+        let reply = self.exchange(iface, "get=1\n\n")?;
+        Ok(parse_get_reply(&reply)?)
+    }
+
+    pub fn set(&self, iface: &str, request: &SetRequest) -> Result<(), ClientError> {
+        let reply = self.exchange(iface, &format_set_request(request))?;
+        Ok(parse_set_reply(&reply)?)
+    }
+
+    /// Whether a live daemon serves `iface`, decided as wg decides it: a socket file whose
+    /// connect is not refused (a refused one is stale and removed; any other failure still
+    /// counts as present, so the later request reports the real error).
+    pub fn has_interface(&self, iface: &str) -> bool {
+        let Ok(path) = self.socket_path(iface) else {
+            return false;
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.file_type().is_socket() => {}
+            _ => return false,
+        }
+        match UnixStream::connect(&path) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                let _ = std::fs::remove_file(&path);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Names of the interfaces with a socket in the directory, in directory order as wg lists
+    /// them. A missing directory means none.
+    pub fn list_interfaces(&self) -> Result<Vec<String>, ClientError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Some(iface) = name.strip_suffix(SOCKET_SUFFIX) else {
+                continue;
+            };
+            if !iface.is_empty() && self.has_interface(iface) {
+                names.push(iface.to_string());
+            }
+        }
+        Ok(names)
+    }
+}
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! Text → typed forms: the body of a `set=1` request (server side) and a `get=1` reply
+//! (client side).
+//!
+//! A set request is validated in full before the caller applies anything: ferrotun applies a
+//! request all or nothing, where wireguard-go keeps the lines before a bad one.
+
+use super::model::{AllowedIpChange, InterfaceStatus, PeerChange, PeerStatus, SetRequest};
+use super::prefix::IpPrefix;
+use super::values;
+
+/// Linux errno values replied (negated) on the socket.
+pub const EINVAL: i32 = 22;
+pub const EPROTO: i32 = 71;
+
+/// Keys echoed in errors are cut to this length: they come from whoever wrote to the socket.
+const MAX_ECHO: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    #[error("line {line}: no `=` in line")]
+    MissingEquals { line: usize },
+    #[error("line {line}: unknown {scope} key `{key}`")]
+    UnknownKey {
+        line: usize,
+        scope: &'static str,
+        key: String,
+    },
+    /// The value is not echoed: it may be a secret key with a typo.
+    #[error("line {line}: invalid value for `{key}`")]
+    InvalidValue { line: usize, key: &'static str },
+}
+
+impl SetError {
+    /// The positive errno to reply (as `errno=-N`), the values wireguard-go uses.
+    pub fn errno(&self) -> i32 {
+        match self {
+            SetError::MissingEquals { .. } => EPROTO,
+            SetError::UnknownKey { .. } | SetError::InvalidValue { .. } => EINVAL,
+        }
+    }
+}
+
+fn echo(key: &str) -> String {
+    key.chars().take(MAX_ECHO).collect()
+}
+
+/// Splits a message into numbered `key=value` lines, ending at the first empty line.
+fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .take_while(|(_, l)| !l.is_empty())
+}
+
+/// Parses the body of a `set=1` request: the lines after `set=1`, up to and optionally
+/// including the blank line that ends it. Nothing after the blank line is read.
+pub fn parse_set(body: &str) -> Result<SetRequest, SetError> {
+    let mut req = SetRequest::default();
+    for (line, text) in lines(body) {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or(SetError::MissingEquals { line })?;
+        let bad = |key: &'static str| SetError::InvalidValue { line, key };
+        if key == "public_key" {
+            let pk = values::public_key(value).ok_or(bad("public_key"))?;
+            req.peers.push(PeerChange::new(pk));
+            continue;
+        }
+        match req.peers.last_mut() {
+            None => device_line(&mut req, key, value, line)?,
+            Some(peer) => peer_line(peer, key, value, line)?,
+        }
+    }
+    Ok(req)
+}
+
+fn device_line(req: &mut SetRequest, key: &str, value: &str, line: usize) -> Result<(), SetError> {
+    let bad = |key: &'static str| SetError::InvalidValue { line, key };
+    match key {
+        "private_key" => {
+            req.private_key = Some(values::maybe_private_key(value).ok_or(bad("private_key"))?);
+        }
+        "listen_port" => req.listen_port = Some(values::decimal(value).ok_or(bad("listen_port"))?),
+        "fwmark" => req.fwmark = Some(values::decimal(value).ok_or(bad("fwmark"))?),
+        "replace_peers" if values::is_true(value) => req.replace_peers = true,
+        "replace_peers" => return Err(bad("replace_peers")),
+        _ => {
+            return Err(SetError::UnknownKey {
+                line,
+                scope: "device",
+                key: echo(key),
+            })
+        }
+    }
+    Ok(())
+}
+
+fn peer_line(peer: &mut PeerChange, key: &str, value: &str, line: usize) -> Result<(), SetError> {
+    let bad = |key: &'static str| SetError::InvalidValue { line, key };
+    let boolean = |key: &'static str| {
+        if values::is_true(value) {
+            Ok(())
+        } else {
+            Err(bad(key))
+        }
+    };
+    match key {
+        "update_only" => {
+            boolean("update_only")?;
+            peer.update_only = true;
+        }
+        "remove" => {
+            boolean("remove")?;
+            // Later lines for a removed peer are still validated but have no effect, and what
+            // came before is moot once the peer is gone.
+            *peer = PeerChange::removal(peer.public_key);
+        }
+        "replace_allowed_ips" => {
+            boolean("replace_allowed_ips")?;
+            // Applied in order on the wire, so it also discards earlier allowed_ip lines.
+            peer.allowed_ips.clear();
+            peer.replace_allowed_ips = true;
+        }
+        "preshared_key" => {
+            peer.preshared_key =
+                Some(values::maybe_preshared_key(value).ok_or(bad("preshared_key"))?);
+        }
+        "endpoint" => peer.endpoint = Some(values::endpoint(value).ok_or(bad("endpoint"))?),
+        "persistent_keepalive_interval" => {
+            peer.persistent_keepalive =
+                Some(values::decimal(value).ok_or(bad("persistent_keepalive_interval"))?);
+        }
+        "allowed_ip" => {
+            let change = match value.strip_prefix('-') {
+                Some(rest) => {
+                    AllowedIpChange::Remove(masked_prefix(rest).ok_or(bad("allowed_ip"))?)
+                }
+                None => AllowedIpChange::Add(masked_prefix(value).ok_or(bad("allowed_ip"))?),
+            };
+            peer.allowed_ips.push(change);
+        }
+        "protocol_version" if value == "1" => {}
+        "protocol_version" => return Err(bad("protocol_version")),
+        _ => {
+            return Err(SetError::UnknownKey {
+                line,
+                scope: "peer",
+                key: echo(key),
+            })
+        }
+    }
+    if peer.remove {
+        // Keep a removal a pure removal whatever lines follow it.
+        *peer = PeerChange::removal(peer.public_key);
+    }
+    Ok(())
+}
+
+fn masked_prefix(text: &str) -> Option<IpPrefix> {
+    IpPrefix::parse(text).ok().map(IpPrefix::masked)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("line {line}: no `=` in line")]
+    MissingEquals { line: usize },
+    #[error("line {line}: invalid value for `{key}`")]
+    InvalidValue { line: usize, key: &'static str },
+    #[error("line {line}: `{key}` before any `public_key`")]
+    PeerKeyWithoutPeer { line: usize, key: &'static str },
+    #[error("reply has no `errno=` line")]
+    MissingErrno,
+    /// The daemon refused; the value is a positive errno whatever sign it was sent with.
+    #[error("daemon replied errno {0}")]
+    Errno(i32),
+}
+
+impl ReplyError {
+    /// The errno wg would report for this failure: the daemon's own, else EPROTO.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ReplyError::Errno(e) => *e,
+            _ => EPROTO,
+        }
+    }
+}
+
+/// Parses the `errno=N` line ending a reply. Accepts `-N` (go) and `N` alike.
+fn errno_value(value: &str) -> Option<i32> {
+    let (negative, digits) = match value.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, value),
+    };
+    let n: i32 = values::decimal(digits)?;
+    Some(if negative { -n } else { n })
+}
+
+/// Parses a reply to `set=1`: only its `errno` matters.
+pub fn parse_set_reply(text: &str) -> Result<(), ReplyError> {
+    let mut errno = None;
+    for (line, text) in lines(text) {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or(ReplyError::MissingEquals { line })?;
+        if key == "errno" {
+            errno =
+                Some(errno_value(value).ok_or(ReplyError::InvalidValue { line, key: "errno" })?);
+        }
+    }
+    match errno {
+        None => Err(ReplyError::MissingErrno),
+        Some(0) => Ok(()),
+        Some(e) => Err(ReplyError::Errno(e.saturating_abs())),
+    }
+}
+
+/// Parses a reply to `get=1`. Lines may come in any order as long as peer lines follow their
+/// `public_key`; unknown keys are skipped (newer daemons may add some), known ones must be
+/// well-formed.
+pub fn parse_get_reply(text: &str) -> Result<InterfaceStatus, ReplyError> {
+    let mut status = InterfaceStatus::default();
+    let mut errno = None;
+    for (line, text) in lines(text) {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or(ReplyError::MissingEquals { line })?;
+        let bad = |key: &'static str| ReplyError::InvalidValue { line, key };
+        match key {
+            "errno" => errno = Some(errno_value(value).ok_or(bad("errno"))?),
+            "private_key" => {
+                status.private_key = values::maybe_private_key(value).ok_or(bad("private_key"))?
+            }
+            "listen_port" => {
+                status.listen_port = values::decimal(value).ok_or(bad("listen_port"))?
+            }
+            "fwmark" => status.fwmark = values::decimal(value).ok_or(bad("fwmark"))?,
+            "public_key" => {
+                let pk = values::public_key(value).ok_or(bad("public_key"))?;
+                status.peers.push(PeerStatus::new(pk));
+            }
+            _ => {
+                let Some(peer) = status.peers.last_mut() else {
+                    return match peer_key_name(key) {
+                        Some(key) => Err(ReplyError::PeerKeyWithoutPeer { line, key }),
+                        None => continue,
+                    };
+                };
+                peer_status_line(peer, key, value, line)?;
+            }
+        }
+    }
+    match errno {
+        None => Err(ReplyError::MissingErrno),
+        Some(0) => Ok(status),
+        Some(e) => Err(ReplyError::Errno(e.saturating_abs())),
+    }
+}
+
+const PEER_KEYS: [&str; 10] = [
+    "preshared_key",
+    "protocol_version",
+    "endpoint",
+    "last_handshake_time_sec",
+    "last_handshake_time_nsec",
+    "tx_bytes",
+    "rx_bytes",
+    "persistent_keepalive_interval",
+    "allowed_ip",
+    "public_key",
+];
+
+fn peer_key_name(key: &str) -> Option<&'static str> {
+    PEER_KEYS.iter().copied().find(|k| *k == key)
+}
+
+fn peer_status_line(
+    peer: &mut PeerStatus,
+    key: &str,
+    value: &str,
+    line: usize,
+) -> Result<(), ReplyError> {
+    let bad = |key: &'static str| ReplyError::InvalidValue { line, key };
+    match key {
+        "preshared_key" => {
+            peer.preshared_key = values::maybe_preshared_key(value).ok_or(bad("preshared_key"))?
+        }
+        "protocol_version" => {
+            peer.protocol_version = values::decimal(value).ok_or(bad("protocol_version"))?
+        }
+        "endpoint" => peer.endpoint = Some(values::endpoint(value).ok_or(bad("endpoint"))?),
+        "last_handshake_time_sec" => {
+            let sec = values::decimal(value).ok_or(bad("last_handshake_time_sec"))?;
+            let nsec = peer.last_handshake.map_or(0, |(_, n)| n);
+            peer.last_handshake = handshake(sec, nsec);
+        }
+        "last_handshake_time_nsec" => {
+            let nsec = values::decimal(value).ok_or(bad("last_handshake_time_nsec"))?;
+            let sec = peer.last_handshake.map_or(0, |(s, _)| s);
+            peer.last_handshake = handshake(sec, nsec);
+        }
+        "tx_bytes" => peer.tx_bytes = values::decimal(value).ok_or(bad("tx_bytes"))?,
+        "rx_bytes" => peer.rx_bytes = values::decimal(value).ok_or(bad("rx_bytes"))?,
+        "persistent_keepalive_interval" => {
+            peer.persistent_keepalive =
+                values::decimal(value).ok_or(bad("persistent_keepalive_interval"))?
+        }
+        "allowed_ip" => peer
+            .allowed_ips
+            .push(IpPrefix::parse(value).map_err(|_| bad("allowed_ip"))?),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn handshake(sec: u64, nsec: u32) -> Option<(u64, u32)> {
+    (sec != 0 || nsec != 0).then_some((sec, nsec))
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -1,0 +1,553 @@
+//! The interface-level core: identity, peers, cryptokey routing, session indices and the
+//! cookie checker, behind `&self` methods so many worker threads can drive one interface.
+//!
+//! Locking, coarsest first: the peer map, one peer, the index table, the rng. Nothing
+//! takes them in another order. The data path takes only read locks on shared tables plus
+//! the one peer's mutex, so peers never contend with each other; handshakes and timers
+//! (which do the X25519 work) run wherever the caller puts them, typically a separate
+//! thread, and never hold a table lock while computing.
+
+use crate::allowed_ips::AllowedIps;
+use crate::cookie::{check_macs, CookieChecker, MacVerdict};
+use crate::index::IndexTable;
+use crate::ip;
+use crate::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::noise::{open_initiation, LocalStatic};
+use crate::peer::{Datagram, IndexRegistry, Peer, PeerCtx, PeerStats, ReceiveOutcome};
+use crate::ratelimiter::RateLimiter;
+use crate::session::Keypair;
+use crate::time::Instant;
+use crate::wire::{self, Message};
+use parking_lot::{Mutex, MutexGuard, RwLock};
+use rand_core::CryptoRngCore;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+pub const DEFAULT_MTU: usize = 1420;
+
+pub use crate::time::Env;
+
+pub struct PeerCell {
+    public_key: PublicKey,
+    state: Mutex<Peer>,
+}
+
+/// A shared handle to one peer; equality is identity.
+#[derive(Clone)]
+pub struct PeerRef(Arc<PeerCell>);
+
+impl PartialEq for PeerRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for PeerRef {}
+
+impl std::hash::Hash for PeerRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0), state)
+    }
+}
+
+impl std::fmt::Debug for PeerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Peer({})", self.0.public_key)
+    }
+}
+
+impl PeerRef {
+    pub fn public_key(&self) -> &PublicKey {
+        &self.0.public_key
+    }
+    pub fn lock(&self) -> MutexGuard<'_, Peer> {
+        self.0.state.lock()
+    }
+}
+
+#[derive(Clone)]
+enum IndexEntry {
+    Handshake(PeerRef),
+    Keypair(PeerRef, Arc<Keypair>),
+}
+
+impl IndexEntry {
+    fn peer(&self) -> &PeerRef {
+        match self {
+            IndexEntry::Handshake(p) | IndexEntry::Keypair(p, _) => p,
+        }
+    }
+}
+
+/// Index allocation on behalf of one peer; takes the table's write lock only per call, so
+/// the data path can hand it around without blocking readers.
+struct Registry<'a> {
+    table: &'a RwLock<IndexTable<IndexEntry>>,
+    peer: &'a PeerRef,
+}
+
+impl IndexRegistry for Registry<'_> {
+    fn allocate(&mut self, rng: &mut dyn CryptoRngCore) -> u32 {
+        self.table
+            .write()
+            .insert(IndexEntry::Handshake(self.peer.clone()), &mut { rng })
+    }
+    fn bind(&mut self, index: u32, keypair: &Arc<Keypair>) {
+        // The index was allocated for this handshake and is still held while it completes,
+        // so it is present; were it not, the session would simply be unreachable.
+        let _ = self.table.write().replace(
+            index,
+            IndexEntry::Keypair(self.peer.clone(), keypair.clone()),
+        );
+    }
+    fn release(&mut self, index: u32) {
+        let mut table = self.table.write();
+        // Only release what is ours: a stale index may already name another peer.
+        if table.get(index).is_some_and(|e| e.peer() == self.peer) {
+            table.remove(index);
+        }
+    }
+}
+
+/// Why an incoming datagram produced nothing for the TUN. Counted, never logged one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RxError {
+    #[error("malformed message")]
+    Malformed,
+    #[error("unknown receiver index")]
+    UnknownIndex,
+    #[error("expired or replaced session")]
+    StaleSession,
+    #[error("authentication failed or replayed counter")]
+    Decrypt,
+    #[error("inner packet is not IP or has an inconsistent length")]
+    BadInnerPacket,
+    #[error("inner source address is not allowed for this peer")]
+    SourceNotAllowed,
+}
+
+/// A decrypted transport message, ready for the TUN.
+#[derive(Debug)]
+pub struct TransportRx {
+    pub peer: PeerRef,
+    /// The inner packet lives at `datagram[TRANSPORT_HEADER_LEN..][..packet_len]`; zero for
+    /// a keepalive.
+    pub packet_len: usize,
+    pub outcome: ReceiveOutcome,
+}
+
+/// Drop counters for the whole interface.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub rx_dropped: AtomicU64,
+    pub cookies_sent: AtomicU64,
+    pub handshakes_rejected: AtomicU64,
+}
+
+/// What `get` reports about one peer.
+#[derive(Debug, Clone)]
+pub struct PeerSnapshot {
+    pub public_key: PublicKey,
+    pub preshared_key: PresharedKey,
+    pub endpoint: Option<SocketAddr>,
+    pub persistent_keepalive: u16,
+    pub stats: PeerStats,
+    pub allowed_ips: Vec<(IpAddr, u8)>,
+}
+
+pub struct Interface {
+    local: RwLock<Option<Arc<LocalStatic>>>,
+    cookie: Mutex<Option<CookieChecker>>,
+    peers: RwLock<HashMap<PublicKey, PeerRef>>,
+    routes: RwLock<AllowedIps<PeerRef>>,
+    indices: RwLock<IndexTable<IndexEntry>>,
+    rng: Mutex<Box<dyn CryptoRngCore + Send>>,
+    limiter: RateLimiter,
+    mtu: AtomicUsize,
+    pub counters: Counters,
+}
+
+impl Interface {
+    /// `rng` supplies every random value the protocol needs (keys, indices, nonces, jitter).
+    pub fn new(rng: Box<dyn CryptoRngCore + Send>) -> Self {
+        Interface {
+            local: RwLock::new(None),
+            cookie: Mutex::new(None),
+            peers: RwLock::new(HashMap::new()),
+            routes: RwLock::new(AllowedIps::new()),
+            indices: RwLock::new(IndexTable::new()),
+            rng: Mutex::new(rng),
+            limiter: RateLimiter::new(),
+            mtu: AtomicUsize::new(DEFAULT_MTU),
+            counters: Counters::default(),
+        }
+    }
+
+    // ------------------------------------------------------------ configuration
+
+    pub fn private_key(&self) -> Option<PrivateKey> {
+        self.local.read().as_ref().map(|l| l.private_key().clone())
+    }
+
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.local.read().as_ref().map(|l| *l.public_key())
+    }
+
+    /// Sets or clears the private key. Sessions of the old identity end; a peer whose
+    /// public key equals our new one is removed (a peer cannot be ourselves).
+    pub fn set_private_key(&self, key: Option<PrivateKey>) {
+        if self.private_key() == key {
+            return;
+        }
+        let local = key.map(|k| Arc::new(LocalStatic::new(k)));
+        if let Some(l) = &local {
+            self.remove_peer(l.public_key());
+        }
+        *self.cookie.lock() = local.as_deref().map(CookieChecker::new);
+        *self.local.write() = local.clone();
+        for peer in self.peer_list() {
+            let mut reg = Registry {
+                table: &self.indices,
+                peer: &peer,
+            };
+            peer.lock().set_local(local.as_deref(), &mut reg);
+        }
+    }
+
+    pub fn set_mtu(&self, mtu: usize) {
+        self.mtu.store(mtu, Ordering::Relaxed);
+        for peer in self.peer_list() {
+            peer.lock().set_mtu(mtu);
+        }
+    }
+
+    pub fn mtu(&self) -> usize {
+        self.mtu.load(Ordering::Relaxed)
+    }
+
+    pub fn peer(&self, key: &PublicKey) -> Option<PeerRef> {
+        self.peers.read().get(key).cloned()
+    }
+
+    /// Every peer, in no particular order.
+    pub fn peer_list(&self) -> Vec<PeerRef> {
+        self.peers.read().values().cloned().collect()
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.read().len()
+    }
+
+    /// Returns the peer with this key, creating it if needed; `None` for our own key.
+    pub fn add_peer(&self, key: PublicKey) -> Option<PeerRef> {
+        let local = self.local.read().clone();
+        if local.as_ref().is_some_and(|l| *l.public_key() == key) {
+            return None;
+        }
+        let mut peers = self.peers.write();
+        let peer = peers.entry(key).or_insert_with(|| {
+            PeerRef(Arc::new(PeerCell {
+                public_key: key,
+                state: Mutex::new(Peer::new(local.as_deref(), key, self.mtu())),
+            }))
+        });
+        Some(peer.clone())
+    }
+
+    pub fn remove_peer(&self, key: &PublicKey) -> bool {
+        let Some(peer) = self.peers.write().remove(key) else {
+            return false;
+        };
+        self.routes.write().remove_value(&peer);
+        let mut reg = Registry {
+            table: &self.indices,
+            peer: &peer,
+        };
+        peer.lock().shutdown(&mut reg);
+        true
+    }
+
+    pub fn remove_all_peers(&self) {
+        let keys: Vec<PublicKey> = self.peers.read().keys().copied().collect();
+        for key in keys {
+            self.remove_peer(&key);
+        }
+    }
+
+    pub fn add_allowed_ip(&self, peer: &PeerRef, addr: IpAddr, cidr: u8) -> bool {
+        self.routes.write().insert(addr, cidr, peer.clone()).is_ok()
+    }
+
+    pub fn remove_allowed_ip(&self, peer: &PeerRef, addr: IpAddr, cidr: u8) -> bool {
+        self.routes
+            .write()
+            .remove_prefix_for(peer, addr, cidr)
+            .unwrap_or(false)
+    }
+
+    pub fn clear_allowed_ips(&self, peer: &PeerRef) {
+        self.routes.write().remove_value(peer);
+    }
+
+    pub fn allowed_ips(&self, peer: &PeerRef) -> Vec<(IpAddr, u8)> {
+        self.routes.read().iter_value(peer).collect()
+    }
+
+    pub fn set_persistent_keepalive(&self, peer: &PeerRef, secs: u16, env: Env) -> Vec<Datagram> {
+        self.with_ctx(peer, env, |p, ctx| p.set_persistent_keepalive(secs, ctx))
+            .unwrap_or_else(|| {
+                // Without a private key nothing can be sent, but the setting still holds.
+                peer.lock().set_persistent_keepalive_interval(secs, env.now);
+                Vec::new()
+            })
+    }
+
+    pub fn snapshot(&self, peer: &PeerRef) -> PeerSnapshot {
+        let p = peer.lock();
+        PeerSnapshot {
+            public_key: *peer.public_key(),
+            preshared_key: p.preshared_key().clone(),
+            endpoint: p.endpoint(),
+            persistent_keepalive: p.persistent_keepalive(),
+            stats: p.stats(),
+            allowed_ips: self.allowed_ips(peer),
+        }
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    /// Runs `f` with a full peer context; `None` when there is no private key.
+    fn with_ctx<T>(
+        &self,
+        peer: &PeerRef,
+        env: Env,
+        f: impl FnOnce(&mut Peer, &mut PeerCtx) -> T,
+    ) -> Option<T> {
+        let local = self.local.read().clone()?;
+        let mut p = peer.lock();
+        let mut rng = self.rng.lock();
+        let mut reg = Registry {
+            table: &self.indices,
+            peer,
+        };
+        let mut ctx = PeerCtx {
+            now: env.now,
+            wall: env.wall,
+            local: &local,
+            rng: &mut **rng,
+            indices: &mut reg,
+        };
+        Some(f(&mut p, &mut ctx))
+    }
+
+    // ------------------------------------------------------------ data path
+
+    /// The peer an outgoing packet is routed to, by its destination address.
+    pub fn route(&self, packet: &[u8]) -> Option<PeerRef> {
+        let dst = ip::destination(packet)?;
+        self.routes.read().lookup(dst).cloned()
+    }
+
+    /// Slow-path encapsulation of one packet from the TUN: seals it if a session exists,
+    /// otherwise stages it and starts a handshake. The device's batched path does the same
+    /// with `Peer::send_context` and seals in place.
+    pub fn encapsulate(&self, packet: &[u8], env: Env) -> Vec<Datagram> {
+        let Some(peer) = self.route(packet) else {
+            return Vec::new();
+        };
+        peer.lock().stage(packet);
+        self.send_staged(&peer, env)
+    }
+
+    /// Sends the peer's staged packets, or starts a handshake if there is no session.
+    pub fn send_staged(&self, peer: &PeerRef, env: Env) -> Vec<Datagram> {
+        self.with_ctx(peer, env, |p, ctx| p.send_staged(ctx))
+            .unwrap_or_default()
+    }
+
+    /// Starts a handshake with `peer` now (subject to the REKEY_TIMEOUT rate limit).
+    pub fn initiate(&self, peer: &PeerRef, env: Env) -> Vec<Datagram> {
+        self.with_ctx(peer, env, |p, ctx| p.initiate(ctx, false))
+            .flatten()
+            .into_iter()
+            .collect()
+    }
+
+    /// The keypair an incoming transport message names, with its peer.
+    pub fn keypair_for_index(&self, index: u32) -> Option<(PeerRef, Arc<Keypair>)> {
+        match self.indices.read().get(index)? {
+            IndexEntry::Keypair(peer, kp) => Some((peer.clone(), kp.clone())),
+            IndexEntry::Handshake(_) => None,
+        }
+    }
+
+    /// Decrypts a transport message in place and does every check before its inner packet
+    /// may reach the TUN: session freshness, AEAD, replay, and that the inner source address
+    /// is one the sending peer is allowed to use.
+    pub fn receive_transport(
+        &self,
+        datagram: &mut [u8],
+        src: SocketAddr,
+        env: Env,
+    ) -> Result<TransportRx, RxError> {
+        let index = match wire::parse(datagram) {
+            Ok(Message::Transport(t)) => t.receiver_index(),
+            _ => return Err(RxError::Malformed),
+        };
+        let (peer, keypair) = self.keypair_for_index(index).ok_or(RxError::UnknownIndex)?;
+        if !peer.lock().accepts_keypair(&keypair, env.now) {
+            return Err(RxError::StaleSession);
+        }
+        let wire_len = datagram.len() as u64;
+        let padded_len = keypair.open(datagram).map_err(|_| RxError::Decrypt)?.len();
+        let inner = datagram
+            .get(wire::TRANSPORT_HEADER_LEN..wire::TRANSPORT_HEADER_LEN + padded_len)
+            .ok_or(RxError::Malformed)?;
+        let packet_len = if padded_len == 0 {
+            0
+        } else {
+            let len = ip::claimed_len(inner).ok_or(RxError::BadInnerPacket)?;
+            let source = ip::source(inner).ok_or(RxError::BadInnerPacket)?;
+            if self.routes.read().lookup(source) != Some(&peer) {
+                return Err(RxError::SourceNotAllowed);
+            }
+            len
+        };
+        let mut reg = Registry {
+            table: &self.indices,
+            peer: &peer,
+        };
+        let outcome = peer.lock().after_transport_received(
+            &keypair,
+            src,
+            env,
+            wire_len,
+            packet_len > 0,
+            &mut reg,
+        );
+        Ok(TransportRx {
+            peer,
+            packet_len,
+            outcome,
+        })
+    }
+
+    // ------------------------------------------------------------ handshake path
+
+    /// Handles an initiation, response or cookie reply. `under_load` comes from the caller's
+    /// handshake queue depth; under load, messages without a valid mac2 get a cookie reply
+    /// instead of any expensive work, and each source is rate limited.
+    pub fn handle_handshake(
+        &self,
+        datagram: &[u8],
+        src: SocketAddr,
+        under_load: bool,
+        env: Env,
+    ) -> Vec<Datagram> {
+        match self.try_handshake(datagram, src, under_load, env) {
+            Some(out) => out,
+            None => {
+                self.counters
+                    .handshakes_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                Vec::new()
+            }
+        }
+    }
+
+    fn try_handshake(
+        &self,
+        datagram: &[u8],
+        src: SocketAddr,
+        under_load: bool,
+        env: Env,
+    ) -> Option<Vec<Datagram>> {
+        let message = wire::parse(datagram).ok()?;
+        let sender_index = match &message {
+            Message::Initiation(m) => m.sender_index(),
+            Message::Response(m) => m.sender_index(),
+            Message::CookieReply(reply) => {
+                let entry = self.indices.read().get(reply.receiver_index())?.clone();
+                entry
+                    .peer()
+                    .lock()
+                    .consume_cookie_reply(reply, env.now)
+                    .ok()?;
+                return Some(Vec::new());
+            }
+            Message::Transport(_) => return None,
+        };
+        {
+            let mut cookie = self.cookie.lock();
+            let checker = cookie.as_mut()?;
+            match check_macs(checker, datagram, src, under_load, env.now) {
+                MacVerdict::Reject => return None,
+                MacVerdict::SendCookie => {
+                    let mut guard = self.rng.lock();
+                    let mut rng: &mut dyn CryptoRngCore = &mut **guard;
+                    let reply =
+                        checker.create_reply(datagram, sender_index, src, env.now, &mut rng);
+                    self.counters.cookies_sent.fetch_add(1, Ordering::Relaxed);
+                    return Some(vec![Datagram {
+                        dst: src,
+                        data: reply.to_vec(),
+                    }]);
+                }
+                MacVerdict::Accept => {}
+            }
+        }
+        if under_load && !self.limiter.allow(src.ip(), env.now) {
+            return None;
+        }
+        match message {
+            Message::Initiation(msg) => {
+                let local = self.local.read().clone()?;
+                let opened = open_initiation(&local, &msg).ok()?;
+                let peer = self.peer(opened.remote_static())?;
+                self.with_ctx(&peer, env, |p, ctx| p.respond(opened, src, ctx).ok())
+                    .flatten()
+                    .map(|d| vec![d])
+            }
+            Message::Response(msg) => {
+                let entry = self.indices.read().get(msg.receiver_index())?.clone();
+                let IndexEntry::Handshake(peer) = entry else {
+                    return None;
+                };
+                self.with_ctx(&peer, env, |p, ctx| p.consume_response(&msg, src, ctx).ok())
+                    .flatten()
+            }
+            _ => None,
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Runs every peer's due timers.
+    pub fn tick(&self, env: Env) -> Vec<Datagram> {
+        let mut out = Vec::new();
+        for peer in self.peer_list() {
+            let due = peer.lock().next_deadline().is_some_and(|d| d <= env.now);
+            if due {
+                if let Some(d) = self.with_ctx(&peer, env, |p, ctx| p.tick(ctx)) {
+                    out.extend(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// Session indices in use (handshakes and keypairs): flat when no state leaks.
+    pub fn index_count(&self) -> usize {
+        self.indices.read().len()
+    }
+
+    /// The earliest timer deadline of any peer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.peer_list()
+            .iter()
+            .filter_map(|p| p.lock().next_deadline())
+            .min()
+    }
+}
