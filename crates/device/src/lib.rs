@@ -53,6 +53,8 @@ pub mod cancel;
 pub mod epoll;
 mod mmsg;
 pub mod netif;
+pub mod netns;
+pub mod offload;
 pub mod pool;
 pub mod signals;
 mod sockaddr;
@@ -79,4 +81,5 @@ pub mod netset;
 pub mod worker;
 
 pub use device::{Device, DeviceConfig};
+pub mod gso;
 pub mod inherit;

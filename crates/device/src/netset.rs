@@ -18,6 +18,11 @@ pub struct NetSet {
 impl NetSet {
     pub fn bind(port: u16, workers: usize, fwmark: u32) -> io::Result<NetSet> {
         let bound = bind_dual(port, workers, fwmark)?;
+        for sock in bound.v4.iter().chain(&bound.v6) {
+            // GRO lets one receive return a whole train of datagrams; where the kernel
+            // refuses it, plain receives still work.
+            let _ = sock.enable_gro();
+        }
         Ok(NetSet {
             port: bound.port,
             fwmark,

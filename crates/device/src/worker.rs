@@ -5,6 +5,7 @@
 use crate::clock::Clock;
 use crate::control::Job;
 use crate::epoll::{Epoll, Event, Interest};
+use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
@@ -53,6 +54,7 @@ struct Buffers {
     bufs: Vec<Vec<u8>>,
     metas: Vec<RecvMeta>,
     lens: Vec<usize>,
+    gso: GsoPlanner,
 }
 
 impl Buffers {
@@ -61,6 +63,7 @@ impl Buffers {
             bufs: (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect(),
             metas: vec![RecvMeta::default(); BATCH],
             lens: vec![0; BATCH],
+            gso: GsoPlanner::new(),
         }
     }
 }
@@ -234,46 +237,56 @@ impl Worker {
         }
     }
 
-    fn send_sealed(&self, b: &Buffers, out: &[(usize, Option<SocketAddr>, usize)]) {
-        let mut msgs: Vec<Transmit<'_>> = Vec::with_capacity(out.len());
+    /// Sends the sealed datagrams of a batch. Runs of same-sized datagrams to one
+    /// destination are copied into one buffer and sent as a single UDP GSO message: the
+    /// kernel then pushes one large packet through its stack instead of dozens.
+    fn send_sealed(&self, b: &mut Buffers, out: &[(usize, Option<SocketAddr>, usize)]) {
         for family_v4 in [true, false] {
-            msgs.clear();
-            for &(i, dst, len) in out {
-                let Some(dst) = dst else { continue };
-                if dst.is_ipv4() == family_v4 {
-                    msgs.push(Transmit {
-                        dst,
-                        data: &b.bufs[i][..len],
-                        segment_size: None,
-                    });
-                }
-            }
-            if msgs.is_empty() {
+            let sock = if family_v4 { self.v4() } else { self.v6() };
+            let picked = out.iter().filter_map(|&(i, dst, len)| {
+                dst.filter(|d| d.is_ipv4() == family_v4)
+                    .map(|d| (i, d, len))
+            });
+            let trains = b
+                .gso
+                .plan(picked, sock.is_some_and(|s| s.gso_enabled()), &b.bufs);
+            if trains.is_empty() {
                 continue;
             }
-            let sock = if family_v4 { self.v4() } else { self.v6() };
             let Some(sock) = sock else {
                 self.counters
                     .send_errors
-                    .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+                    .fetch_add(trains.len() as u64, Ordering::Relaxed);
                 continue;
             };
-            let mut sent = 0;
-            while sent < msgs.len() {
-                match sock.send_batch(&msgs[sent..]) {
-                    Ok(0) => break,
-                    Ok(k) => sent += k,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // The socket buffer is full: wait for room rather than drop, the
-                        // same back-pressure a kernel interface applies.
-                        wait_writable(sock);
-                    }
-                    Err(_) => {
-                        // One bad destination must not sink the rest of the batch.
-                        self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                        sent += 1;
-                    }
+            let msgs: Vec<Transmit<'_>> = trains
+                .iter()
+                .map(|t| Transmit {
+                    dst: t.dst,
+                    data: t.data(&b.gso.arena, &b.bufs),
+                    segment_size: t.segment_size,
+                })
+                .collect();
+            self.send_all(sock, &msgs);
+        }
+    }
+
+    fn send_all(&self, sock: &UdpSocket, msgs: &[Transmit<'_>]) {
+        let mut sent = 0;
+        while sent < msgs.len() {
+            match sock.send_batch(&msgs[sent..]) {
+                Ok(0) => break,
+                Ok(k) => sent += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The socket buffer is full: wait for room rather than drop, the
+                    // same back-pressure a kernel interface applies.
+                    wait_writable(sock);
+                }
+                Err(_) => {
+                    // One bad destination must not sink the rest of the batch.
+                    self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                    sent += 1;
                 }
             }
         }
@@ -283,24 +296,28 @@ impl Worker {
 
     fn drain_udp(&self, sock: &UdpSocket, b: &mut Buffers) -> io::Result<()> {
         loop {
-            let n = {
-                let mut slices: Vec<&mut [u8]> =
-                    b.bufs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                match sock.recv_batch(&mut slices, &mut b.metas) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        // ICMP errors surface here (ECONNREFUSED and friends): not fatal.
-                        tracing::debug!("receive error: {e}");
-                        continue;
-                    }
+            let n = match sock.recv_batch(&mut b.bufs, &mut b.metas) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors surface here (ECONNREFUSED and friends): not fatal.
+                    tracing::debug!("receive error: {e}");
+                    continue;
                 }
             };
             let env = self.clock.env();
             for i in 0..n {
                 let meta = b.metas[i];
-                self.receive_one(&mut b.bufs[i][..meta.len], meta.src, env);
+                if meta.truncated {
+                    self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // With UDP GRO one receive may hold several datagrams of one sender.
+                let seg = meta.segment_size.max(1);
+                for datagram in b.bufs[i][..meta.len].chunks_mut(seg) {
+                    self.receive_one(datagram, meta.src, env);
+                }
             }
             if n < BATCH {
                 return Ok(());

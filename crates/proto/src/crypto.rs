@@ -222,7 +222,9 @@ pub fn dh(private: &PrivateKey, public: &PublicKey) -> Result<[u8; 32], CryptoEr
 
 /// One direction of a transport session's ChaCha20-Poly1305 key.
 ///
-/// Shared by reference across worker threads; ring's key holds no per-call state.
+/// Shared by reference across worker threads; ring's key holds no per-call state. Unlike the
+/// RustCrypto types, ring does not wipe its key copy on drop: the price of its speed, bounded
+/// by sessions being rekeyed every two minutes.
 pub struct TransportKey {
     key: ring::aead::LessSafeKey,
 }

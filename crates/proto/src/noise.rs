@@ -277,6 +277,8 @@ pub fn open_initiation(
 }
 
 impl Handshake {
+    /// Precomputes everything that depends only on the two static keys, so a change of our
+    /// private key means building a new `Handshake`.
     pub fn new(local: &LocalStatic, remote: PublicKey, psk: PresharedKey) -> Self {
         let static_static = dh(&local.private, &remote).ok().map(Zeroizing::new);
         Handshake {

@@ -154,6 +154,20 @@ impl Peer {
         self.endpoint = Some(endpoint);
     }
 
+    /// Roaming: the peer's endpoint follows the source of its latest authenticated packet.
+    fn learn_endpoint(&mut self, src: SocketAddr) {
+        if self.endpoint != Some(src) {
+            tracing::info!(peer = %self.short_key(), "endpoint is now {src}");
+            self.endpoint = Some(src);
+        }
+    }
+
+    /// The abbreviated key wireguard-go prints in its logs: enough to tell peers apart.
+    fn short_key(&self) -> String {
+        let full = self.public_key.to_base64();
+        format!("{}…{}", &full[..4], &full[39..43])
+    }
+
     pub fn set_mtu(&mut self, mtu: usize) {
         self.mtu = mtu;
     }
@@ -295,6 +309,7 @@ impl Peer {
             self.timers.handshake_complete();
             self.stats.last_handshake = Some(wall);
             outcome.confirmed_session = true;
+            tracing::info!(peer = %self.short_key(), "session confirmed (we responded)");
         }
         self.timers.any_authenticated_packet_received();
         self.timers.any_authenticated_packet_traversal(now);
@@ -395,6 +410,7 @@ impl Peer {
             }
         };
         self.last_sent_handshake = Some(ctx.now);
+        tracing::debug!(peer = %self.short_key(), retry = is_retry, "sending handshake initiation");
         self.timers.jitter = jitter(ctx.rng);
         self.timers.any_authenticated_packet_traversal(ctx.now);
         self.timers.any_authenticated_packet_sent();
@@ -419,11 +435,6 @@ impl Peer {
             .as_mut()
             .ok_or(HandshakeError::InvalidPeerKey)?;
         let accepted = hs.accept_initiation(ctx.local, opened, ctx.now)?;
-        self.stats.rx_bytes += wire::INITIATION_LEN as u64;
-        self.endpoint = Some(src);
-        self.timers.any_authenticated_packet_received();
-        self.timers.any_authenticated_packet_traversal(ctx.now);
-
         let index = ctx.indices.allocate(ctx.rng);
         let (msg, keys) =
             match hs.create_response(ctx.local, accepted, index, ctx.now, &mut ctx.rng) {
@@ -433,6 +444,11 @@ impl Peer {
                     return Err(e);
                 }
             };
+        self.stats.rx_bytes += wire::INITIATION_LEN as u64;
+        self.learn_endpoint(src);
+        tracing::debug!(peer = %self.short_key(), "answered a handshake initiation");
+        self.timers.any_authenticated_packet_received();
+        self.timers.any_authenticated_packet_traversal(ctx.now);
         self.install_session(keys, ctx);
         self.last_sent_handshake = Some(ctx.now);
         self.timers.any_authenticated_packet_traversal(ctx.now);
@@ -458,7 +474,8 @@ impl Peer {
             .ok_or(HandshakeError::InvalidPeerKey)?;
         let keys = hs.consume_response(ctx.local, msg, ctx.now)?;
         self.stats.rx_bytes += wire::RESPONSE_LEN as u64;
-        self.endpoint = Some(src);
+        self.learn_endpoint(src);
+        tracing::info!(peer = %self.short_key(), "handshake completed (we initiated)");
         self.timers.any_authenticated_packet_received();
         self.timers.any_authenticated_packet_traversal(ctx.now);
         self.install_session(keys, ctx);
@@ -512,6 +529,11 @@ impl Peer {
             match event {
                 TimerEvent::RetransmitHandshake => {
                     if self.timers.handshake_attempts > MAX_TIMER_HANDSHAKES {
+                        tracing::info!(
+                            peer = %self.short_key(),
+                            "no handshake after {} attempts, giving up",
+                            MAX_TIMER_HANDSHAKES + 2
+                        );
                         self.timers.handshake_given_up(ctx.now);
                         self.staged.clear();
                     } else {
@@ -524,7 +546,10 @@ impl Peer {
                     self.timers.keepalive_sent_after_timer(ctx.now);
                 }
                 TimerEvent::NewHandshake => out.extend(self.initiate(ctx, false)),
-                TimerEvent::ZeroKeyMaterial => self.zero_key_material(ctx.indices),
+                TimerEvent::ZeroKeyMaterial => {
+                    tracing::debug!(peer = %self.short_key(), "erasing old key material");
+                    self.zero_key_material(ctx.indices);
+                }
                 TimerEvent::PersistentKeepalive => out.extend(self.send_keepalive(ctx)),
             }
         }

@@ -31,6 +31,11 @@ struct Sides {
 }
 
 fn sides(psk: Option<[u8; 32]>) -> Sides {
+    sides_with_limit(psk, 1_000_000)
+}
+
+/// `limit` is how many handshake messages boringtun takes before it acts under load.
+fn sides_with_limit(psk: Option<[u8; 32]>, limit: u64) -> Sides {
     let us = LocalStatic::new(PrivateKey::from_bytes(OUR_PRIVATE));
     let their_secret = x25519::StaticSecret::from(THEIR_PRIVATE);
     let their_public = x25519::PublicKey::from(&their_secret);
@@ -40,8 +45,8 @@ fn sides(psk: Option<[u8; 32]>) -> Sides {
         psk.map(PresharedKey::from_bytes)
             .unwrap_or(PresharedKey::ZERO),
     );
-    // A generous limiter keeps boringtun from demanding cookies in the middle of the test.
-    let limiter = Arc::new(RateLimiter::new(&their_public, 1_000_000));
+    // An explicit limiter: boringtun's default one would demand cookies after ten messages.
+    let limiter = Arc::new(RateLimiter::new(&their_public, limit));
     let them = Tunn::new(
         their_secret,
         x25519::PublicKey::from(*us.public_key().as_bytes()),
@@ -213,4 +218,72 @@ fn mismatched_psk_fails() {
     };
     let view = wire::Response::new(&response).unwrap();
     assert!(s.hs.consume_response(&s.us, &view, now).is_err());
+}
+
+/// boringtun under load answers with a cookie reply; the cookie we take from it makes our
+/// next initiation's mac2 acceptable to it (16-byte-key MAC and XChaCha20 AD interop).
+#[test]
+fn we_take_boringtuns_cookie() {
+    let mut s = sides_with_limit(None, 0);
+    let now = Instant::from_nanos(5_000_000_000);
+    let wall = WallTime::new(1_700_000_000, 0);
+    let mut dst = vec![0u8; 2048];
+    let init =
+        s.hs.create_initiation(&s.us, 1, now, wall, &mut s.rng)
+            .unwrap();
+    let reply = match s.them.decapsulate(Some(their_ip()), &init, &mut dst) {
+        TunnResult::WriteToNetwork(r) => r.to_vec(),
+        other => panic!("boringtun did not answer: {other:?}"),
+    };
+    let Ok(Message::CookieReply(view)) = wire::parse(&reply) else {
+        panic!("expected a cookie reply, got {} bytes", reply.len())
+    };
+    assert_eq!(view.receiver_index(), 1);
+    s.hs.consume_cookie_reply(&view, now).unwrap();
+
+    let later = now + std::time::Duration::from_secs(1);
+    let wall = WallTime::new(1_700_000_001, 0);
+    let init =
+        s.hs.create_initiation(&s.us, 2, later, wall, &mut s.rng)
+            .unwrap();
+    let response = match s.them.decapsulate(Some(their_ip()), &init, &mut dst) {
+        TunnResult::WriteToNetwork(r) => r.to_vec(),
+        other => panic!("boringtun refused our mac2: {other:?}"),
+    };
+    let view = wire::Response::new(&response).expect("a handshake response");
+    let keys = s.hs.consume_response(&s.us, &view, later).unwrap();
+    exchange_data(&mut s, &Keypair::new(keys, later));
+}
+
+/// The reverse: we are under load, boringtun takes our cookie and its retry passes mac2.
+#[test]
+fn boringtun_takes_our_cookie() {
+    let mut s = sides(None);
+    let now = Instant::from_nanos(5_000_000_000);
+    let src: SocketAddr = THEIR_ADDR.parse().unwrap();
+    let mut dst = vec![0u8; 2048];
+    let init = match s.them.format_handshake_initiation(&mut dst, false) {
+        TunnResult::WriteToNetwork(i) => i.to_vec(),
+        other => panic!("boringtun did not initiate: {other:?}"),
+    };
+    assert_eq!(
+        check_macs(&mut s.checker, &init, src, true, now),
+        MacVerdict::SendCookie
+    );
+    let sender_index = wire::Initiation::new(&init).unwrap().sender_index();
+    let reply = s
+        .checker
+        .create_reply(&init, sender_index, src, now, &mut s.rng);
+    match s.them.decapsulate(Some(their_ip()), &reply, &mut dst) {
+        TunnResult::Done => {}
+        other => panic!("boringtun refused our cookie reply: {other:?}"),
+    }
+    let retry = match s.them.format_handshake_initiation(&mut dst, true) {
+        TunnResult::WriteToNetwork(i) => i.to_vec(),
+        other => panic!("boringtun did not retry: {other:?}"),
+    };
+    assert_eq!(
+        check_macs(&mut s.checker, &retry, src, true, now),
+        MacVerdict::Accept
+    );
 }

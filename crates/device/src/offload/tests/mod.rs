@@ -1,0 +1,7 @@
+//! Tests for segmentation and coalescing, checked against an independent
+//! checksum implementation and hand-built packets (`util`).
+
+mod coalesce;
+mod roundtrip;
+mod split;
+mod util;
