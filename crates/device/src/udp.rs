@@ -120,6 +120,9 @@ fn new_socket(v6: bool) -> io::Result<OwnedFd> {
 }
 
 fn bind_raw(port: u16, v6: bool, count: usize, fwmark: u32) -> io::Result<Vec<UdpSocket>> {
+    if port != 0 {
+        ensure_port_free(port, v6)?;
+    }
     let mut socks: Vec<UdpSocket> = Vec::with_capacity(count);
     let mut port = port;
     for _ in 0..count {
@@ -128,6 +131,27 @@ fn bind_raw(port: u16, v6: bool, count: usize, fwmark: u32) -> io::Result<Vec<Ud
         socks.push(sock);
     }
     Ok(socks)
+}
+
+/// SO_REUSEPORT lets any process of the same user join a port's group, so a second daemon
+/// could silently share our port and split its traffic. A plain bind (no SO_REUSEPORT)
+/// fails with EADDRINUSE if anyone holds the port, which is the answer wireguard-go gives.
+fn ensure_port_free(port: u16, v6: bool) -> io::Result<()> {
+    let fd = new_socket(v6)?;
+    let raw = fd.as_raw_fd();
+    if v6 {
+        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    let addr = if v6 {
+        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+    };
+    let (sa, len) = SockAddr::from_socket_addr(&addr);
+    // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call; the probe socket is
+    // closed when `fd` drops, freeing the port for the real group.
+    cvt(unsafe { libc::bind(raw, sa.as_ptr(), len) })?;
+    Ok(())
 }
 
 fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {

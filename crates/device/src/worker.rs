@@ -141,29 +141,26 @@ impl Worker {
 
     // ------------------------------------------------------------ TUN → network
 
-    /// Reads the TUN until it is empty, a batch at a time.
+    /// Reads one batch from the TUN. One batch per wake-up, not "until empty": epoll is
+    /// level-triggered, so a busy TUN wakes us again at once, and in between the UDP side
+    /// (ACKs, pings, handshakes) gets its turn instead of queueing behind a bulk flow.
     fn drain_tun(&self, b: &mut Buffers) -> io::Result<()> {
-        loop {
-            let mut n = 0;
-            while n < BATCH {
-                match self.tun.read(&mut b.bufs[n][TRANSPORT_HEADER_LEN..]) {
-                    Ok(len) => {
-                        b.lens[n] = len;
-                        n += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+        let mut n = 0;
+        while n < BATCH {
+            match self.tun.read(&mut b.bufs[n][TRANSPORT_HEADER_LEN..]) {
+                Ok(len) => {
+                    b.lens[n] = len;
+                    n += 1;
                 }
-            }
-            if n == 0 {
-                return Ok(());
-            }
-            self.encrypt_batch(b, n);
-            if n < BATCH {
-                return Ok(());
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
         }
+        if n > 0 {
+            self.encrypt_batch(b, n);
+        }
+        Ok(())
     }
 
     fn encrypt_batch(&self, b: &mut Buffers, n: usize) {
@@ -294,35 +291,34 @@ impl Worker {
 
     // ------------------------------------------------------------ network → TUN
 
+    /// Receives one batch (one `recvmmsg`) per wake-up, for the same fairness as the TUN.
     fn drain_udp(&self, sock: &UdpSocket, b: &mut Buffers) -> io::Result<()> {
-        loop {
-            let n = match sock.recv_batch(&mut b.bufs, &mut b.metas) {
-                Ok(n) => n,
+        let n = loop {
+            match sock.recv_batch(&mut b.bufs, &mut b.metas) {
+                Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // ICMP errors surface here (ECONNREFUSED and friends): not fatal.
                     tracing::debug!("receive error: {e}");
-                    continue;
-                }
-            };
-            let env = self.clock.env();
-            for i in 0..n {
-                let meta = b.metas[i];
-                if meta.truncated {
-                    self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                // With UDP GRO one receive may hold several datagrams of one sender.
-                let seg = meta.segment_size.max(1);
-                for datagram in b.bufs[i][..meta.len].chunks_mut(seg) {
-                    self.receive_one(datagram, meta.src, env);
+                    return Ok(());
                 }
             }
-            if n < BATCH {
-                return Ok(());
+        };
+        let env = self.clock.env();
+        for i in 0..n {
+            let meta = b.metas[i];
+            if meta.truncated {
+                self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // With UDP GRO one receive may hold several datagrams of one sender.
+            let seg = meta.segment_size.max(1);
+            for datagram in b.bufs[i][..meta.len].chunks_mut(seg) {
+                self.receive_one(datagram, meta.src, env);
             }
         }
+        Ok(())
     }
 
     fn receive_one(&self, datagram: &mut [u8], src: SocketAddr, env: Env) {

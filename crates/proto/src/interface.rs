@@ -8,6 +8,7 @@
 //! thread, and never hold a table lock while computing.
 
 use crate::allowed_ips::AllowedIps;
+use crate::constants::Timing;
 use crate::cookie::{check_macs, CookieChecker, MacVerdict};
 use crate::index::IndexTable;
 use crate::ip;
@@ -166,6 +167,7 @@ pub struct Interface {
     rng: Mutex<Box<dyn CryptoRngCore + Send>>,
     limiter: RateLimiter,
     mtu: AtomicUsize,
+    timing: RwLock<Timing>,
     pub counters: Counters,
 }
 
@@ -181,6 +183,7 @@ impl Interface {
             rng: Mutex::new(rng),
             limiter: RateLimiter::new(),
             mtu: AtomicUsize::new(DEFAULT_MTU),
+            timing: RwLock::new(Timing::default()),
             counters: Counters::default(),
         }
     }
@@ -223,6 +226,15 @@ impl Interface {
         }
     }
 
+    /// Replaces the protocol's limits for every peer, present and future (tests only:
+    /// production keeps the protocol's values).
+    pub fn set_timing(&self, timing: Timing) {
+        *self.timing.write() = timing;
+        for peer in self.peer_list() {
+            peer.lock().set_timing(timing);
+        }
+    }
+
     pub fn mtu(&self) -> usize {
         self.mtu.load(Ordering::Relaxed)
     }
@@ -247,10 +259,13 @@ impl Interface {
             return None;
         }
         let mut peers = self.peers.write();
+        let timing = *self.timing.read();
         let peer = peers.entry(key).or_insert_with(|| {
+            let mut state = Peer::new(local.as_deref(), key, self.mtu());
+            state.set_timing(timing);
             PeerRef(Arc::new(PeerCell {
                 public_key: key,
-                state: Mutex::new(Peer::new(local.as_deref(), key, self.mtu())),
+                state: Mutex::new(state),
             }))
         });
         Some(peer.clone())

@@ -9,7 +9,7 @@
 use crate::constants::*;
 use crate::keys::{PresharedKey, PublicKey};
 use crate::noise::{Handshake, HandshakeError, LocalStatic, OpenedInitiation, SessionKeys};
-use crate::session::{padded_len, Keypair, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES};
+use crate::session::{padded_len, Keypair};
 use crate::time::{Env, Instant, WallTime};
 use crate::timers::{TimerEvent, Timers};
 use crate::wire::{self, TAG_LEN, TRANSPORT_HEADER_LEN};
@@ -98,8 +98,8 @@ pub struct Peer {
     pub staged_dropped: u64,
 }
 
-fn is_fresh(keypair: &Keypair, now: Instant) -> bool {
-    now.saturating_duration_since(keypair.created()) < REJECT_AFTER_TIME
+fn is_fresh(keypair: &Keypair, now: Instant, timing: &Timing) -> bool {
+    now.saturating_duration_since(keypair.created()) < timing.reject_after_time
 }
 
 fn jitter(rng: &mut dyn CryptoRngCore) -> Duration {
@@ -168,6 +168,10 @@ impl Peer {
         format!("{}…{}", &full[..4], &full[39..43])
     }
 
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.timers.timing = timing;
+    }
+
     pub fn set_mtu(&mut self, mtu: usize) {
         self.mtu = mtu;
     }
@@ -229,10 +233,10 @@ impl Peer {
     // ---------------------------------------------------------------- data path
 
     fn usable_current(&self, now: Instant) -> Option<&Arc<Keypair>> {
-        self.keypairs
-            .current
-            .as_ref()
-            .filter(|kp| is_fresh(kp, now) && kp.send_counter() < REJECT_AFTER_MESSAGES)
+        self.keypairs.current.as_ref().filter(|kp| {
+            is_fresh(kp, now, &self.timers.timing)
+                && kp.send_counter() < self.timers.timing.reject_after_messages
+        })
     }
 
     /// The keypair and endpoint to encrypt with now, if there is a usable session.
@@ -266,14 +270,15 @@ impl Peer {
         if carried_data {
             self.timers.data_sent(now);
         }
-        keypair.send_counter() > REKEY_AFTER_MESSAGES
+        keypair.send_counter() > self.timers.timing.rekey_after_messages
             || (keypair.is_initiator()
-                && now.saturating_duration_since(keypair.created()) >= REKEY_AFTER_TIME)
+                && now.saturating_duration_since(keypair.created())
+                    >= self.timers.timing.rekey_after_time)
     }
 
     /// True if `keypair` may still decrypt: it belongs to this peer and is not too old.
     pub fn accepts_keypair(&self, keypair: &Keypair, now: Instant) -> bool {
-        is_fresh(keypair, now)
+        is_fresh(keypair, now, &self.timers.timing)
             && self
                 .keypairs
                 .all()
@@ -324,7 +329,8 @@ impl Peer {
         if is_current
             && keypair.is_initiator()
             && !self.timers.sent_lastminute_handshake
-            && now.saturating_duration_since(keypair.created()) >= LAST_MINUTE_REKEY_AGE
+            && now.saturating_duration_since(keypair.created())
+                >= self.timers.timing.last_minute_rekey_age()
         {
             self.timers.sent_lastminute_handshake = true;
             outcome.wants_handshake = true;
@@ -391,10 +397,9 @@ impl Peer {
         if !is_retry {
             self.timers.handshake_attempts = 0;
         }
-        if self
-            .last_sent_handshake
-            .is_some_and(|t| ctx.now.saturating_duration_since(t) < REKEY_TIMEOUT)
-        {
+        if self.last_sent_handshake.is_some_and(|t| {
+            ctx.now.saturating_duration_since(t) < self.timers.timing.rekey_timeout
+        }) {
             return None;
         }
         let hs = self.handshake.as_mut()?;

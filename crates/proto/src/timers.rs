@@ -38,6 +38,8 @@ pub struct Timers {
     pub sent_lastminute_handshake: bool,
     /// Persistent keepalive interval in seconds; 0 disables it.
     pub persistent_keepalive_interval: u16,
+    /// The limits in force (the protocol's, unless a test compressed them).
+    pub timing: Timing,
     /// Jitter for the next handshake timer, refreshed by the caller (the core draws it
     /// from the injected rng when a timer fires, so the data path needs no rng).
     pub jitter: Duration,
@@ -54,14 +56,15 @@ impl Timers {
     /// A data packet (not a keepalive) was sent.
     pub fn data_sent(&mut self, now: Instant) {
         if self.new_handshake.is_none() {
-            self.new_handshake = Some(now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + self.jitter);
+            self.new_handshake =
+                Some(now + self.timing.keepalive_timeout + self.timing.rekey_timeout + self.jitter);
         }
     }
 
     /// A data packet (not a keepalive) was received and authenticated.
     pub fn data_received(&mut self, now: Instant) {
         if self.send_keepalive.is_none() {
-            self.send_keepalive = Some(now + KEEPALIVE_TIMEOUT);
+            self.send_keepalive = Some(now + self.timing.keepalive_timeout);
         } else {
             self.need_another_keepalive = true;
         }
@@ -84,7 +87,7 @@ impl Timers {
 
     /// An initiation was sent.
     pub fn handshake_initiated(&mut self, now: Instant) {
-        self.retransmit_handshake = Some(now + REKEY_TIMEOUT + self.jitter);
+        self.retransmit_handshake = Some(now + self.timing.rekey_timeout + self.jitter);
     }
 
     /// A handshake completed (initiator: response consumed; responder: key confirmed).
@@ -96,7 +99,7 @@ impl Timers {
 
     /// A session was derived: key material is erased if nothing newer comes along.
     pub fn session_derived(&mut self, now: Instant) {
-        self.zero_key_material = Some(now + REJECT_AFTER_TIME * 3);
+        self.zero_key_material = Some(now + self.timing.reject_after_time * 3);
     }
 
     /// Handshake retries ran out: stop keepalives and schedule erasing the keys, unless
@@ -105,7 +108,7 @@ impl Timers {
         self.send_keepalive = None;
         self.retransmit_handshake = None;
         if self.zero_key_material.is_none() {
-            self.zero_key_material = Some(now + REJECT_AFTER_TIME * 3);
+            self.zero_key_material = Some(now + self.timing.reject_after_time * 3);
         }
     }
 
@@ -165,7 +168,7 @@ impl Timers {
     pub fn keepalive_sent_after_timer(&mut self, now: Instant) {
         if self.need_another_keepalive {
             self.need_another_keepalive = false;
-            self.send_keepalive = Some(now + KEEPALIVE_TIMEOUT);
+            self.send_keepalive = Some(now + self.timing.keepalive_timeout);
         }
     }
 }

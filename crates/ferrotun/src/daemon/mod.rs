@@ -156,6 +156,12 @@ fn run_foreground(name: &str) -> anyhow::Result<()> {
             return Err(e).with_context(|| format!("cannot start interface {name}"));
         }
     };
+    if let Some(timing) = test_timing()? {
+        tracing::warn!(
+            "FERROTUN_TEST_TIMING is set: protocol timers compressed for testing: {timing:?}"
+        );
+        device.interface().set_timing(timing);
+    }
     tracing::info!(
         "interface {} up: {} workers, listening on port {}",
         device.name(),
@@ -171,6 +177,31 @@ fn run_foreground(name: &str) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(server::socket_path(name));
     device.shutdown();
     Ok(())
+}
+
+/// `FERROTUN_TEST_TIMING=FACTOR,REKEY_AFTER_MESSAGES,REJECT_AFTER_MESSAGES` compresses the
+/// protocol's timers by FACTOR and lowers the message limits, so a soak test can rekey every
+/// few seconds. Never for production: peers would see sessions end early.
+fn test_timing() -> anyhow::Result<Option<ferrotun_proto::constants::Timing>> {
+    let Ok(text) = std::env::var("FERROTUN_TEST_TIMING") else {
+        return Ok(None);
+    };
+    let parts: Vec<u64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<u64>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("FERROTUN_TEST_TIMING={text}: expected three numbers"))?;
+    let [factor, rekey, reject] = parts[..] else {
+        bail!("FERROTUN_TEST_TIMING={text}: expected FACTOR,REKEY_AFTER_MESSAGES,REJECT_AFTER_MESSAGES");
+    };
+    if factor == 0 || factor > 1000 || rekey >= reject {
+        bail!("FERROTUN_TEST_TIMING={text}: need 1 <= FACTOR <= 1000 and REKEY < REJECT");
+    }
+    Ok(Some(ferrotun_proto::constants::Timing::compressed(
+        factor as u32,
+        rekey,
+        reject,
+    )))
 }
 
 /// Waits for the one cancel; also turns "interface deleted" and "socket file deleted"

@@ -2,6 +2,7 @@
 //! checksum implementation and hand-built packets (`util`).
 
 mod coalesce;
+mod kernel;
 mod roundtrip;
 mod split;
 mod util;

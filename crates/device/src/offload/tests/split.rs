@@ -348,10 +348,38 @@ fn malformed_inputs_are_errors() {
         }
     ));
 
-    let i = tcp4_input();
+    // Cut inside the TCP header: the partial checksum field is gone first.
+    let mut i = tcp4_input();
+    i.truncate(VNET_HDR_LEN + 30);
     assert!(matches!(
-        err_of(&i[..VNET_HDR_LEN + 30]),
-        OffloadError::Truncated { .. }
+        err_of(&i),
+        OffloadError::BadChecksumPosition { .. }
+    ));
+    set_hdr(&mut i, |h| h.flags = 0);
+    assert!(matches!(
+        err_of(&i),
+        OffloadError::Truncated {
+            what: "TCP header",
+            ..
+        }
+    ));
+    i.truncate(VNET_HDR_LEN + 15);
+    assert!(matches!(
+        err_of(&i),
+        OffloadError::Truncated {
+            what: "IPv4 header",
+            ..
+        }
+    ));
+    let mut i = tcp_super(&Ip::v6(), &Tcp::new(1), &[], 1000);
+    set_hdr(&mut i, |h| h.flags = 0);
+    i.truncate(VNET_HDR_LEN + 39);
+    assert!(matches!(
+        err_of(&i),
+        OffloadError::Truncated {
+            what: "IPv6 header",
+            ..
+        }
     ));
 }
 

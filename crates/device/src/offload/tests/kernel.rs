@@ -1,0 +1,251 @@
+//! Against the real kernel, in a throwaway network namespace (needs root;
+//! skipped otherwise): our super-packets must be accepted and segmented by
+//! the kernel with correct checksums, and the kernel's super-packets must
+//! split back into the original segments.
+//!
+//! Both tests route between two TUNs with forwarding on, so no TCP
+//! handshake is needed: what we write into one TUN comes out of the other.
+
+use super::coalesce::{drain_all, Flow};
+use super::util::*;
+use crate::offload::{Coalescer, OffloadError};
+use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
+use crate::{set_up, Epoll, Event, Interest, Tun, TunQueue};
+use std::io;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+struct Netns(String);
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    /// None without root (the test is then skipped).
+    fn new() -> Option<Netns> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping: network namespaces need root");
+            return None;
+        }
+        let name = format!(
+            "fto-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        sh(&["ip", "netns", "add", &name]);
+        let ns = Netns(name);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns.0,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+        ]);
+        Some(ns)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut full = vec!["ip", "-n", &self.0];
+        full.extend_from_slice(args);
+        sh(&full);
+    }
+
+    /// Runs `f` on a thread that has entered the namespace.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::netns::enter_netns(std::path::Path::new(&path)).expect("setns");
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Two TUNs: `a` (offloads) holds 10.89.0.0/24 and fd89::/64, `b` (offloads
+/// if `b_offload`) 10.90.0.0/24 and fd90::/64.
+fn two_tuns(ns: &Netns, b_offload: bool) -> (Tun, Tun) {
+    let a = Tun::create_with_offload("ofa", 1).unwrap();
+    assert!(a.vnet_hdr(), "offloads refused");
+    let b = if b_offload {
+        Tun::create_with_offload("ofb", 1).unwrap()
+    } else {
+        Tun::create("ofb", 1).unwrap()
+    };
+    for (dev, v4, v6) in [
+        ("ofa", "10.89.0.1/24", "fd89::1/64"),
+        ("ofb", "10.90.0.1/24", "fd90::1/64"),
+    ] {
+        set_up(dev, true).unwrap();
+        ns.ip(&["addr", "add", v4, "dev", dev]);
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+    }
+    (a, b)
+}
+
+/// Packets of flow `sport` read from `q` (TCP only; other traffic such as
+/// router solicitations is skipped) until `want` payload bytes arrived.
+fn read_flow(q: &TunQueue, sport: u16, want: usize) -> Vec<Vec<u8>> {
+    let ep = Epoll::new().unwrap();
+    ep.add(q, 0, Interest::READABLE).unwrap();
+    let mut evs = [Event::EMPTY; 1];
+    let mut buf = vec![0u8; VNET_HDR_LEN + 65535];
+    let mut got = Vec::new();
+    let mut bytes = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while bytes < want {
+        assert!(
+            Instant::now() < deadline,
+            "timed out with {bytes} of {want} bytes"
+        );
+        ep.wait(&mut evs, Some(Duration::from_millis(50))).unwrap();
+        loop {
+            let n = match q.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read: {e}"),
+            };
+            let p = buf[..n].to_vec();
+            let ip = if q.vnet_hdr() {
+                &p[VNET_HDR_LEN..]
+            } else {
+                &p[..]
+            };
+            let (l, proto) = l4_of(ip);
+            if proto != 6 || u16::from_be_bytes([ip[l], ip[l + 1]]) != sport {
+                continue;
+            }
+            if q.vnet_hdr() && VirtioNetHdr::parse(&p).unwrap().is_gso() {
+                bytes += ip.len() - l - usize::from(ip[l + 12] >> 4) * 4;
+            } else {
+                bytes += tcp_payload(ip).len();
+            }
+            got.push(p);
+        }
+    }
+    got
+}
+
+/// What forwarding does to a packet: TTL / hop limit down by one.
+fn forwarded(p: &[u8]) -> Vec<u8> {
+    let mut p = p.to_vec();
+    if p[0] >> 4 == 4 {
+        p[8] -= 1;
+        p[10..12].fill(0);
+        let c = !(ref_sum(&[&p[..20]]) as u16);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        p[7] -= 1;
+    }
+    p
+}
+
+fn flows() -> [Flow; 2] {
+    let mut f4 = Flow::new(false, 41000);
+    f4.ip.src = vec![10, 89, 0, 2];
+    f4.ip.dst = vec![10, 90, 0, 2];
+    let mut f6 = Flow::new(true, 41001);
+    f6.ip.src = "fd89::2"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
+        .to_vec();
+    f6.ip.dst = "fd90::2"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets()
+        .to_vec();
+    [f4, f6]
+}
+
+#[test]
+fn kernel_segments_our_super_packets_with_valid_checksums() {
+    let Some(ns) = Netns::new() else { return };
+    ns.run(|| {
+        let (a, b) = two_tuns(&ns, false);
+        let (qa, qb) = (&a.queues()[0], &b.queues()[0]);
+        for mut f in flows() {
+            let mut segs: Vec<Vec<u8>> = (0..30).map(|_| f.seg(1380, ACK)).collect();
+            segs.push(f.seg(100, ACK | PSH));
+            let mut gro = Coalescer::new(64);
+            for s in &segs {
+                gro.push(s).unwrap();
+            }
+            let outs = drain_all(&mut gro);
+            assert_eq!(outs.len(), 1, "one super-packet");
+            assert!(VirtioNetHdr::parse(&outs[0]).unwrap().is_gso());
+            qa.write(&outs[0]).expect("kernel accepts the super-packet");
+
+            // TUN b has no offloads: the kernel segmented and checksummed
+            // in software on the way out, from our partial checksum.
+            let got = read_flow(qb, f.tcp.sport, 30 * 1380 + 100);
+            assert_eq!(got.len(), segs.len());
+            for (i, (g, s)) in got.iter().zip(&segs).enumerate() {
+                verify(g).unwrap_or_else(|e| panic!("segment {i} from the kernel: {e}"));
+                assert_eq!(g, &forwarded(s), "segment {i}");
+            }
+        }
+    });
+}
+
+#[test]
+fn kernel_super_packets_split_into_the_originals() {
+    let Some(ns) = Netns::new() else { return };
+    ns.run(|| {
+        let (a, b) = two_tuns(&ns, true);
+        let (qa, qb) = (&a.queues()[0], &b.queues()[0]);
+        for mut f in flows() {
+            // Reverse the flow: written into b, routed out of a.
+            std::mem::swap(&mut f.ip.src, &mut f.ip.dst);
+            let mut segs: Vec<Vec<u8>> = (0..40).map(|_| f.seg(1380, ACK)).collect();
+            segs.push(f.seg(7, ACK | PSH));
+            let mut gro = Coalescer::new(64);
+            for s in &segs {
+                gro.push(s).unwrap();
+            }
+            for o in drain_all(&mut gro) {
+                qb.write(&o).expect("kernel accepts the super-packet");
+            }
+            let got = read_flow(qa, f.tcp.sport, 40 * 1380 + 7);
+            assert!(
+                got.iter().any(|p| VirtioNetHdr::parse(p).unwrap().is_gso()),
+                "the kernel kept the data as super-packets"
+            );
+            let mut back = Vec::new();
+            for p in &got {
+                let hdr = VirtioNetHdr::parse(p).unwrap();
+                eprintln!("from the kernel: {} bytes, {hdr:?}", p.len() - VNET_HDR_LEN);
+                back.extend(split_all(p).unwrap_or_else(|e: OffloadError| panic!("{e}")));
+            }
+            assert_eq!(back.len(), segs.len());
+            for (i, (g, s)) in back.iter().zip(&segs).enumerate() {
+                verify(g).unwrap_or_else(|e| panic!("segment {i}: {e}"));
+                assert_eq!(g, &forwarded(s), "segment {i}");
+            }
+        }
+    });
+}

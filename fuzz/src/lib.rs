@@ -1,0 +1,20 @@
+//! Helpers shared by the fuzz targets in `fuzz_targets/`.
+
+pub mod pair;
+
+use std::net::{IpAddr, SocketAddr};
+
+use ferrotun::config::{endpoint, ValueError};
+
+/// The real endpoint resolver for numeric addresses, and a resolver failure for names: a fuzz
+/// run must never wait on DNS, and a numeric host never reaches it anyway.
+pub fn no_dns(text: &str) -> Result<SocketAddr, ValueError> {
+    let (host, _) = endpoint::split(text)?;
+    if host.parse::<IpAddr>().is_ok() {
+        return endpoint::resolve(text);
+    }
+    Err(ValueError::Resolve {
+        reason: "Name resolution is disabled while fuzzing".into(),
+        value: text.into(),
+    })
+}
