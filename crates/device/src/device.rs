@@ -23,6 +23,8 @@ pub struct DeviceConfig {
     /// A TUN file descriptor inherited from the parent process (daemon mode).
     pub tun_fd: Option<OwnedFd>,
     pub mtu: u32,
+    /// Ask the TUN for TCP/UDP segmentation offload (falls back cleanly when refused).
+    pub offload: bool,
 }
 
 /// The workers of one socket generation; replaced whole when the listen port changes.
@@ -55,9 +57,15 @@ impl Device {
         let workers = config.workers.max(1);
         let tun = match config.tun_fd {
             Some(fd) => Tun::from_fd(fd, workers)?,
+            None if config.offload => Tun::create_with_offload(&config.name, workers)?,
             None => Tun::create(&config.name, workers)?,
         };
         let name = tun.name().to_string();
+        tracing::info!(
+            "TUN {name}: {} queue(s), offload {}",
+            workers,
+            if tun.vnet_hdr() { "on" } else { "off" }
+        );
         let ifindex = tun.index();
         crate::netif::set_mtu(&name, config.mtu)?;
         let iface = Arc::new(Interface::new(os_rng()));

@@ -7,8 +7,10 @@ use crate::control::Job;
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
+use crate::offload::{split_from, Coalescer, MAX_PACKET};
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
+use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
 use crossbeam_channel::Sender;
 use ferrotun_proto::interface::{Env, Interface, PeerRef};
@@ -55,15 +57,26 @@ struct Buffers {
     metas: Vec<RecvMeta>,
     lens: Vec<usize>,
     gso: GsoPlanner,
+    /// One TUN read with its virtio header (a TCP super-packet of up to 64 KiB), used
+    /// only when the TUN has offloads on.
+    tun_read: Vec<u8>,
+    /// Decrypted packets on their way to the TUN, merged into super-packets.
+    coalescer: Option<Coalescer>,
 }
 
 impl Buffers {
-    fn new() -> Self {
+    fn new(offload: bool) -> Self {
         Buffers {
             bufs: (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect(),
             metas: vec![RecvMeta::default(); BATCH],
             lens: vec![0; BATCH],
             gso: GsoPlanner::new(),
+            tun_read: if offload {
+                vec![0u8; VNET_HDR_LEN + MAX_PACKET]
+            } else {
+                Vec::new()
+            },
+            coalescer: offload.then(|| Coalescer::new(BATCH)),
         }
     }
 }
@@ -107,7 +120,7 @@ impl Worker {
         epoll.add(&stop.fd(), TOKEN_STOP, Interest::READABLE)?;
         epoll.add(&cancel.fd(), TOKEN_CANCEL, Interest::READABLE)?;
         let mut events = [Event::EMPTY; 8];
-        let mut b = Buffers::new();
+        let mut b = Buffers::new(self.tun.vnet_hdr());
         loop {
             let n = epoll.wait(&mut events, None)?;
             for ev in &events[..n] {
@@ -145,6 +158,9 @@ impl Worker {
     /// level-triggered, so a busy TUN wakes us again at once, and in between the UDP side
     /// (ACKs, pings, handshakes) gets its turn instead of queueing behind a bulk flow.
     fn drain_tun(&self, b: &mut Buffers) -> io::Result<()> {
+        if b.coalescer.is_some() {
+            return self.drain_tun_offload(b);
+        }
         let mut n = 0;
         while n < BATCH {
             match self.tun.read(&mut b.bufs[n][TRANSPORT_HEADER_LEN..]) {
@@ -155,6 +171,52 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
+            }
+        }
+        if n > 0 {
+            self.encrypt_batch(b, n);
+        }
+        Ok(())
+    }
+
+    /// The offload path: each read may be a TCP (or UDP) super-packet, which is cut into
+    /// MTU-sized packets straight into the batch buffers, behind room for the header.
+    /// Reads continue until the batch is full, so one wake-up moves up to a batch.
+    fn drain_tun_offload(&self, b: &mut Buffers) -> io::Result<()> {
+        let mut n = 0;
+        while n < BATCH {
+            let len = match self.tun.read(&mut b.tun_read) {
+                Ok(len) => len,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut first = 0;
+            loop {
+                let input = &b.tun_read[..len];
+                let split = split_from(
+                    input,
+                    first,
+                    &mut b.bufs[n..],
+                    TRANSPORT_HEADER_LEN,
+                    &mut b.lens[n..],
+                );
+                match split {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        n += k;
+                        first += k;
+                        if n == BATCH {
+                            self.encrypt_batch(b, n);
+                            n = 0;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!("dropping a TUN packet that cannot be split: {e}");
+                        self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
             }
         }
         if n > 0 {
@@ -315,21 +377,44 @@ impl Worker {
             // With UDP GRO one receive may hold several datagrams of one sender.
             let seg = meta.segment_size.max(1);
             for datagram in b.bufs[i][..meta.len].chunks_mut(seg) {
-                self.receive_one(datagram, meta.src, env);
+                self.receive_one(datagram, meta.src, env, &mut b.coalescer);
             }
+        }
+        if let Some(c) = b.coalescer.as_mut() {
+            self.flush_to_tun(c);
         }
         Ok(())
     }
 
-    fn receive_one(&self, datagram: &mut [u8], src: SocketAddr, env: Env) {
+    /// Writes the merged packets of a batch to the TUN.
+    fn flush_to_tun(&self, coalescer: &mut Coalescer) {
+        coalescer.drain(|packet| {
+            if let Err(e) = self.tun.write(packet) {
+                tracing::debug!("TUN write failed: {e}");
+            }
+        });
+    }
+
+    fn receive_one(
+        &self,
+        datagram: &mut [u8],
+        src: SocketAddr,
+        env: Env,
+        coalescer: &mut Option<Coalescer>,
+    ) {
         match datagram.first() {
             Some(4) => match self.iface.receive_transport(datagram, src, env) {
                 Ok(rx) => {
                     if rx.packet_len > 0 {
                         let packet =
                             &datagram[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + rx.packet_len];
-                        if let Err(e) = self.tun.write(packet) {
-                            tracing::debug!("TUN write failed: {e}");
+                        match coalescer {
+                            Some(c) => self.coalesce(c, packet),
+                            None => {
+                                if let Err(e) = self.tun.write(packet) {
+                                    tracing::debug!("TUN write failed: {e}");
+                                }
+                            }
                         }
                     }
                     if rx.outcome.confirmed_session {
@@ -350,6 +435,18 @@ impl Worker {
             _ => {
                 self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    fn coalesce(&self, c: &mut Coalescer, packet: &[u8]) {
+        if c.push(packet).is_ok() {
+            return;
+        }
+        // Full: write out what is merged so far and take the packet in a fresh round.
+        self.flush_to_tun(c);
+        if let Err(e) = c.push(packet) {
+            tracing::debug!("dropping a decrypted packet the TUN cannot take: {e}");
+            self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
         }
     }
 

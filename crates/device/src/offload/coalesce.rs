@@ -132,8 +132,8 @@ impl Coalescer {
     /// the GRO rules allow, else held as a packet of its own.
     ///
     /// Errors: [`OffloadError::Full`] when the packet needs a new output
-    /// buffer and all are in use (drain, then push it again; nothing was
-    /// changed), [`OffloadError::PacketTooLarge`] above 65535 bytes.
+    /// buffer and all are in use (the packet was not taken: drain, then push
+    /// it again), [`OffloadError::PacketTooLarge`] above 65535 bytes.
     pub fn push(&mut self, packet: &[u8]) -> Result<(), OffloadError> {
         if packet.len() > MAX_PACKET {
             return Err(OffloadError::PacketTooLarge { len: packet.len() });

@@ -9,9 +9,19 @@
 //!   from a batch of decrypted packets into super-packets, so the kernel's TCP
 //!   stack sees a few large packets instead of many small ones.
 //!
-//! Both are pure functions over byte buffers: no syscalls, no allocation per
-//! packet. All input is treated as untrusted; malformed input is an
+//! Both are pure computations over byte buffers: no syscalls, no allocation
+//! per packet. All input is treated as untrusted; malformed input is an
 //! [`OffloadError`], never a panic.
+//!
+//! Use them only when `Tun::vnet_hdr()` is true. In a worker:
+//!
+//! ```text
+//! read:  n = queue.read(&mut big)            // big: VNET_HDR_LEN + 65535
+//!        k = split(&big[..n], &mut bufs, HEADROOM, &mut lens)?   // then seal each
+//!        (TooManySegments: segment_count + split_from in rounds)
+//! write: for p in decrypted batch { gro.push(p) }   // Full: drain, push again
+//!        gro.drain(|b| { queue.write(b); })         // b starts with the virtio header
+//! ```
 
 pub mod checksum;
 mod coalesce;

@@ -104,7 +104,12 @@ pub fn main(program: &str, args: &[String]) -> i32 {
 fn spawn_background(name: &str) -> anyhow::Result<()> {
     check_name(name)?;
     let listener = server::bind(name)?;
-    let tun = Tun::create(name, 1).with_context(|| format!("cannot create TUN device {name}"))?;
+    let tun = if offload_wanted() {
+        Tun::create_with_offload(name, 1)
+    } else {
+        Tun::create(name, 1)
+    }
+    .with_context(|| format!("cannot create TUN device {name}"))?;
     let tun_fd: OwnedFd = match tun.into_queues().into_iter().next() {
         Some(q) => q.into_fd(),
         None => bail!("TUN device {name} has no queue"),
@@ -148,6 +153,7 @@ fn run_foreground(name: &str) -> anyhow::Result<()> {
         workers,
         tun_fd,
         mtu: DEFAULT_MTU,
+        offload: offload_wanted(),
     };
     let device = match Device::start(config, cancel.clone()) {
         Ok(d) => d,
@@ -202,6 +208,12 @@ fn test_timing() -> anyhow::Result<Option<ferrotun_proto::constants::Timing>> {
         rekey,
         reject,
     )))
+}
+
+/// TUN segmentation offload is on unless `FERROTUN_NO_OFFLOAD=1` (for comparison runs and
+/// for kernels whose TUN misbehaves with it).
+fn offload_wanted() -> bool {
+    std::env::var("FERROTUN_NO_OFFLOAD").as_deref() != Ok("1")
 }
 
 /// Waits for the one cancel; also turns "interface deleted" and "socket file deleted"

@@ -26,12 +26,20 @@ pub struct Finished {
     pub output: String,
 }
 
-/// How a command is shown to the user: its program and arguments, space-separated.
+/// How a command is shown to the user: as it would be typed into a shell (arguments with
+/// spaces or quotes single-quoted), so it can be copied and run again by hand.
 pub fn describe(cmd: &Command) -> String {
     let mut text = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
+        let arg = arg.to_string_lossy();
         text.push(' ');
-        text.push_str(&arg.to_string_lossy());
+        if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || "'\"$;&|<>".contains(c)) {
+            text.push('\'');
+            text.push_str(&arg.replace('\'', "'\\''"));
+            text.push('\'');
+        } else {
+            text.push_str(&arg);
+        }
     }
     text
 }
@@ -146,4 +154,16 @@ pub fn in_netns<P: AsRef<OsStr>, A: AsRef<OsStr>>(ns: &str, program: P, args: &[
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", ns]).arg(program).args(args);
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_commands_as_a_shell_would_take_them() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo it's; true", "plain", ""]);
+        assert_eq!(describe(&cmd), r#"sh -c 'echo it'\''s; true' plain ''"#);
+    }
 }

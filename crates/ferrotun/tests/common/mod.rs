@@ -5,10 +5,18 @@
 
 #![allow(dead_code)]
 
+pub mod flood;
+pub mod impair;
+pub mod inside;
+pub mod iperf;
 pub mod netns;
 pub mod process;
+pub mod raw_uapi;
+pub mod sampler;
 pub mod transfer;
 pub mod tunnel;
+pub mod uapi_model;
+pub mod udp_probe;
 
 pub use netns::{unique_name, Daemon, Netns};
 
