@@ -114,6 +114,7 @@ impl Device {
                 jobs: self.jobs.clone(),
                 clock: self.clock,
                 counters: self.counters.clone(),
+                gro_refused: std::cell::Cell::new(false),
             };
             let (stop, cancel) = (stop.clone(), self.cancel.clone());
             handles.push(

@@ -137,34 +137,22 @@ fn bind_raw(port: u16, v6: bool, count: usize, fwmark: u32) -> io::Result<Vec<Ud
 /// could silently share our port and split its traffic. A plain bind (no SO_REUSEPORT)
 /// fails with EADDRINUSE if anyone holds the port, which is the answer wireguard-go gives.
 fn ensure_port_free(port: u16, v6: bool) -> io::Result<()> {
-    let fd = new_socket(v6)?;
-    let raw = fd.as_raw_fd();
-    if v6 {
-        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
-    }
-    let addr = if v6 {
-        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
-    } else {
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
-    };
-    let (sa, len) = SockAddr::from_socket_addr(&addr);
-    // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call; the probe socket is
-    // closed when `fd` drops, freeing the port for the real group.
-    cvt(unsafe { libc::bind(raw, sa.as_ptr(), len) })?;
-    Ok(())
+    // The probe socket closes when it drops here, freeing the port for the real group.
+    let probe = family_socket(v6)?;
+    bind_wildcard(probe.as_raw_fd(), port, v6)
 }
 
-fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {
+/// A UDP socket of one family; IPv6 ones are IPv6-only, since IPv4 has its own sockets.
+fn family_socket(v6: bool) -> io::Result<OwnedFd> {
     let fd = new_socket(v6)?;
-    let raw = fd.as_raw_fd();
-    setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     if v6 {
-        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        setsockopt_int(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     }
-    if fwmark != 0 {
-        setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_MARK, fwmark as libc::c_int)?;
-    }
-    set_buffer_sizes(raw);
+    Ok(fd)
+}
+
+/// Binds `raw` to its family's wildcard address on `port`.
+fn bind_wildcard(raw: libc::c_int, port: u16, v6: bool) -> io::Result<()> {
     let addr = if v6 {
         SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0))
     } else {
@@ -173,6 +161,18 @@ fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {
     let (sa, len) = SockAddr::from_socket_addr(&addr);
     // SAFETY: `sa` is a valid sockaddr of `len` bytes for the call.
     cvt(unsafe { libc::bind(raw, sa.as_ptr(), len) })?;
+    Ok(())
+}
+
+fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {
+    let fd = family_socket(v6)?;
+    let raw = fd.as_raw_fd();
+    setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    if fwmark != 0 {
+        setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_MARK, fwmark as libc::c_int)?;
+    }
+    set_buffer_sizes(raw);
+    bind_wildcard(raw, port, v6)?;
     let port = local_addr(raw)?.port();
     Ok(UdpSocket {
         fd,

@@ -7,7 +7,8 @@ use crate::control::Job;
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
-use crate::offload::{split_from, Coalescer, MAX_PACKET};
+use crate::offload::{segment_count, split, split_from, Coalescer, MAX_PACKET};
+use crate::vnet::VirtioNetHdr;
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
 use crate::vnet::VNET_HDR_LEN;
@@ -16,6 +17,7 @@ use crossbeam_channel::Sender;
 use ferrotun_proto::interface::{Env, Interface, PeerRef};
 use ferrotun_proto::session::{padded_len, Keypair};
 use ferrotun_proto::wire::{TAG_LEN, TRANSPORT_HEADER_LEN};
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +51,9 @@ pub struct Worker {
     pub jobs: Sender<Job>,
     pub clock: Clock,
     pub counters: Arc<DataCounters>,
+    /// Set once the TUN refuses a merged (GSO) write; from then on packets go to the
+    /// TUN one by one. Refused offload costs speed, never packets.
+    pub gro_refused: Cell<bool>,
 }
 
 /// Buffers owned by one worker for its whole life: no allocation per packet.
@@ -388,11 +393,34 @@ impl Worker {
 
     /// Writes the merged packets of a batch to the TUN.
     fn flush_to_tun(&self, coalescer: &mut Coalescer) {
-        coalescer.drain(|packet| {
-            if let Err(e) = self.tun.write(packet) {
+        coalescer.drain(|packet| match self.tun.write(packet) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && is_gso(packet) => {
+                tracing::warn!("the TUN refuses merged packets; writing them one by one");
+                self.gro_refused.set(true);
+                self.write_segments(packet);
+            }
+            Err(e) => tracing::debug!("TUN write failed: {e}"),
+        });
+    }
+
+    /// Writes a merged packet the TUN refused as the segments it was made of, each with
+    /// a plain virtio header.
+    fn write_segments(&self, packet: &[u8]) {
+        let Ok(count) = segment_count(packet) else {
+            return;
+        };
+        let mut outs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; BUF_SIZE]).collect();
+        let mut lens = vec![0usize; count];
+        let Ok(n) = split(packet, &mut outs, VNET_HDR_LEN, &mut lens) else {
+            return;
+        };
+        for (out, len) in outs.iter_mut().zip(&lens).take(n) {
+            VirtioNetHdr::NONE.write(out);
+            if let Err(e) = self.tun.write(&out[..VNET_HDR_LEN + len]) {
                 tracing::debug!("TUN write failed: {e}");
             }
-        });
+        }
     }
 
     fn receive_one(
@@ -440,6 +468,10 @@ impl Worker {
 
     fn coalesce(&self, c: &mut Coalescer, packet: &[u8]) {
         if c.push(packet).is_ok() {
+            if self.gro_refused.get() {
+                // Nothing may merge any more: out it goes, alone.
+                self.flush_to_tun(c);
+            }
             return;
         }
         // Full: write out what is merged so far and take the packet in a fresh round.
@@ -457,6 +489,10 @@ impl Worker {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+fn is_gso(packet: &[u8]) -> bool {
+    VirtioNetHdr::parse(packet).is_some_and(|h| h.is_gso())
 }
 
 fn wait_writable(sock: &UdpSocket) {

@@ -12,8 +12,8 @@ use super::values;
 pub const EINVAL: i32 = 22;
 pub const EPROTO: i32 = 71;
 
-/// Keys echoed in errors are cut to this length: they come from whoever wrote to the socket.
-const MAX_ECHO: usize = 64;
+/// The longest key name echoed in an error; every real key is shorter.
+const MAX_ECHO: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SetError {
@@ -40,8 +40,18 @@ impl SetError {
     }
 }
 
+/// What an error may say about an unknown key. Only something shaped like a key name is
+/// repeated: a mistyped line can be a bare secret (a base64 key ends in `=`, so all of it
+/// lands before the first `=`), and secrets must never reach a log.
 fn echo(key: &str) -> String {
-    key.chars().take(MAX_ECHO).collect()
+    let looks_like_a_name = key.len() <= MAX_ECHO
+        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && !key.is_empty();
+    if looks_like_a_name {
+        key.to_string()
+    } else {
+        format!("({} characters, not shown)", key.chars().count())
+    }
 }
 
 /// Splits a message into numbered `key=value` lines, ending at the first empty line.

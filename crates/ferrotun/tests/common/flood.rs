@@ -42,6 +42,7 @@ pub struct FloodReport {
     /// Anything else that came back (a handshake response would mean the flood's garbage
     /// was taken for a real peer: impossible without its key).
     pub other_replies: u64,
+    /// Time spent sending (pauses not included).
     pub elapsed: Duration,
 }
 
@@ -53,14 +54,18 @@ impl FloodReport {
 
 pub struct Flood {
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     /// Verified cookie replies so far, for watching the flood while it runs.
     pub cookies: Arc<AtomicU64>,
+    /// Datagrams sent so far.
+    pub sent: Arc<AtomicU64>,
     thread: Option<JoinHandle<FloodReport>>,
 }
 
 impl Flood {
-    /// Starts flooding `target` from `sources` (addresses of `ns`, one socket each) at up
-    /// to `per_second` datagrams; `responder` is the attacked daemon's public key.
+    /// Readies a flood of `target` from `sources` (addresses of `ns`, one socket each) at
+    /// up to `per_second` datagrams; `responder` is the attacked daemon's public key. It
+    /// starts paused: [`Flood::resume`] lets it go.
     pub fn start(
         ns: &Netns,
         sources: Vec<IpAddr>,
@@ -69,9 +74,11 @@ impl Flood {
         per_second: u64,
     ) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(true));
         let cookies = Arc::new(AtomicU64::new(0));
+        let sent = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (s, c) = (stop.clone(), cookies.clone());
+        let (s, p, c, n) = (stop.clone(), paused.clone(), cookies.clone(), sent.clone());
         let thread = spawn_in(ns, "flood", move || {
             let socks: Vec<UdpSocket> = sources
                 .iter()
@@ -83,16 +90,33 @@ impl Flood {
                 })
                 .collect();
             ready_tx.send(()).expect("flood ready");
-            run(&socks, target, &responder, per_second, &s, &c)
+            let control = Control {
+                stop: &s,
+                paused: &p,
+                cookies: &c,
+                sent: &n,
+            };
+            run(&socks, target, &responder, per_second, control)
         });
         ready_rx
             .recv_timeout(Duration::from_secs(20))
             .expect("flood sockets not ready");
         Flood {
             stop,
+            paused,
             cookies,
+            sent,
             thread: Some(thread),
         }
+    }
+
+    /// Stops sending (replies are still read) until [`Flood::resume`].
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Relaxed);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Relaxed);
     }
 
     pub fn stop(mut self) -> FloodReport {
@@ -157,14 +181,27 @@ fn garbage_pool(rng: &mut StdRng) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// How the test steers the flood thread.
+struct Control<'a> {
+    stop: &'a AtomicBool,
+    paused: &'a AtomicBool,
+    cookies: &'a AtomicU64,
+    sent: &'a AtomicU64,
+}
+
 fn run(
     socks: &[UdpSocket],
     target: SocketAddr,
     responder: &[u8; 32],
     per_second: u64,
-    stop: &AtomicBool,
-    cookies: &AtomicU64,
+    control: Control,
 ) -> FloodReport {
+    let Control {
+        stop,
+        paused,
+        cookies,
+        sent,
+    } = control;
     let mut rng = StdRng::seed_from_u64(0xf100d);
     let (valid, macs) = valid_pool(responder, &mut rng);
     let garbage = garbage_pool(&mut rng);
@@ -175,8 +212,17 @@ fn run(
     let mut next_tick = start;
     let (mut n, mut drain_at) = (0u64, 0usize);
     let mut buf = [0u8; 2048];
+    // Wall time spent not paused, for the rate.
+    let mut sending = Duration::ZERO;
+    let (mut last, mut was_sending) = (start, false);
     while !stop.load(Ordering::Relaxed) {
-        for _ in 0..per_tick {
+        let quiet = paused.load(Ordering::Relaxed);
+        let now = Instant::now();
+        if was_sending {
+            sending += now - last;
+        }
+        (last, was_sending) = (now, !quiet);
+        for _ in 0..if quiet { 0 } else { per_tick } {
             let sock = &socks[(n % socks.len() as u64) as usize];
             let garbage_turn = n % GARBAGE_EVERY == GARBAGE_EVERY - 1;
             let msg = if garbage_turn {
@@ -198,6 +244,7 @@ fn run(
             drain_at = (drain_at + 1) % socks.len();
         }
         cookies.store(report.cookies_verified, Ordering::Relaxed);
+        sent.store(report.valid_sent + report.garbage_sent, Ordering::Relaxed);
         next_tick += TICK;
         let now = Instant::now();
         if next_tick > now {
@@ -207,7 +254,10 @@ fn run(
             next_tick = now;
         }
     }
-    report.elapsed = start.elapsed();
+    if was_sending {
+        sending += last.elapsed();
+    }
+    report.elapsed = sending;
     // Replies still in flight or queued.
     std::thread::sleep(Duration::from_millis(200));
     for sock in socks {

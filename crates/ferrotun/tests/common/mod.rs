@@ -10,6 +10,7 @@ pub mod impair;
 pub mod inside;
 pub mod iperf;
 pub mod netns;
+pub mod paced_tcp;
 pub mod process;
 pub mod raw_uapi;
 pub mod sampler;

@@ -95,3 +95,52 @@ pub fn max_rss(samples: &[Sample], from: Duration, to: Duration) -> Option<u64> 
         .map(|s| s.rss_kib)
         .max()
 }
+
+/// CPU time (user + system, in clock ticks) of each thread of `pid`, by thread name; the
+/// threads of one name are summed.
+pub fn thread_cpu(pid: u32) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in dir.filter_map(|e| e.ok()) {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ..." where comm may hold spaces: split at the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head
+            .split_once('(')
+            .map(|(_, n)| n)
+            .unwrap_or("?")
+            .to_string();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line; `rest` starts at field 3.
+        let ticks = fields
+            .get(11..13)
+            .map(|f| f.iter().filter_map(|x| x.parse::<u64>().ok()).sum())
+            .unwrap_or(0);
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 += ticks,
+            None => out.push((name, ticks)),
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Per-thread-name CPU ticks spent between two [`thread_cpu`] readings.
+pub fn cpu_delta(before: &[(String, u64)], after: &[(String, u64)]) -> Vec<(String, u64)> {
+    after
+        .iter()
+        .map(|(name, t)| {
+            let was = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, t)| *t);
+            (name.clone(), t.saturating_sub(was))
+        })
+        .collect()
+}
