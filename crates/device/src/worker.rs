@@ -8,15 +8,16 @@ use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
 use crate::offload::{segment_count, split, split_from, Coalescer, MAX_PACKET};
-use crate::vnet::VirtioNetHdr;
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
+use crate::vnet::VirtioNetHdr;
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
 use crossbeam_channel::Sender;
-use ferrotun_proto::interface::{Env, Interface, PeerRef};
+use ferrotun_proto::interface::{Env, Interface, PeerRef, RxError, TransportRx};
 use ferrotun_proto::session::{padded_len, Keypair};
 use ferrotun_proto::wire::{TAG_LEN, TRANSPORT_HEADER_LEN};
+use rayon::prelude::*;
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
@@ -67,7 +68,21 @@ struct Buffers {
     tun_read: Vec<u8>,
     /// Decrypted packets on their way to the TUN, merged into super-packets.
     coalescer: Option<Coalescer>,
+    /// What each batch buffer is to be sealed with, filled in order, sealed in parallel.
+    seals: Vec<Option<SealJob>>,
 }
+
+/// One packet's encryption, decided in order (the counter) and done in any order.
+struct SealJob {
+    keypair: Arc<Keypair>,
+    counter: u64,
+    len: usize,
+    total: usize,
+}
+
+/// Batches at least this large are encrypted or decrypted on several cores: below it,
+/// waking helper threads costs more than it saves.
+pub const PARALLEL_MIN: usize = 16;
 
 impl Buffers {
     fn new(offload: bool) -> Self {
@@ -82,6 +97,7 @@ impl Buffers {
                 Vec::new()
             },
             coalescer: offload.then(|| Coalescer::new(BATCH)),
+            seals: (0..BATCH).map(|_| None).collect(),
         }
     }
 }
@@ -230,6 +246,10 @@ impl Worker {
         Ok(())
     }
 
+    /// Encrypts and sends a batch read from the TUN. Counters are assigned in packet order
+    /// here; the AEAD work itself then runs on every core for a large batch (a single heavy
+    /// flow lands on one worker, and this is how it still uses the others), and the batch
+    /// leaves in its original order once all of it is sealed.
     fn encrypt_batch(&self, b: &mut Buffers, n: usize) {
         let env = self.clock.env();
         let mtu = self.iface.mtu();
@@ -238,9 +258,9 @@ impl Worker {
         let mut out: [(usize, Option<SocketAddr>, usize); BATCH] = [(0, None, 0); BATCH];
         let mut count = 0;
         for i in 0..n {
+            b.seals[i] = None;
             let len = b.lens[i];
-            let buf = &mut b.bufs[i];
-            let packet = &buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];
+            let packet = &b.bufs[i][TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];
             let Some(peer) = self.iface.route(packet) else {
                 self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -249,32 +269,53 @@ impl Worker {
                 self.finish_run(run.take(), env);
                 run = self.start_run(&peer, env);
             }
-            let sealed = run.as_ref().and_then(|r| {
+            let total = TRANSPORT_HEADER_LEN + padded_len(len, mtu).max(len) + TAG_LEN;
+            let job = run.as_mut().and_then(|r| {
                 let counter = r.keypair.next_send_counter()?;
-                let total = TRANSPORT_HEADER_LEN + padded_len(len, mtu).max(len) + TAG_LEN;
-                let sealed = r.keypair.seal(counter, len, buf.get_mut(..total)?).ok()?;
-                Some((r.dst, sealed))
+                r.bytes += total as u64;
+                Some((
+                    r.dst,
+                    SealJob {
+                        keypair: r.keypair.clone(),
+                        counter,
+                        len,
+                        total,
+                    },
+                ))
             });
-            match sealed {
-                Some((dst, sealed)) => {
-                    if let Some(r) = run.as_mut() {
-                        r.bytes += sealed as u64;
-                    }
-                    out[count] = (i, Some(dst), sealed);
+            match job {
+                Some((dst, job)) if total <= b.bufs[i].len() => {
+                    out[count] = (i, Some(dst), total);
                     count += 1;
+                    b.seals[i] = Some(job);
                 }
-                None => {
+                _ => {
                     // No usable session: queue the packet and let the control thread
                     // send it after a handshake.
-                    peer.lock()
-                        .stage(&buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len]);
+                    peer.lock().stage(packet);
                     self.submit(Job::SendStaged(peer));
                     run = None;
                 }
             }
         }
         self.finish_run(run, env);
+        self.seal_all(b, n, count);
         self.send_sealed(b, &out[..count]);
+    }
+
+    fn seal_all(&self, b: &mut Buffers, n: usize, count: usize) {
+        let seal = |(buf, job): (&mut Vec<u8>, &mut Option<SealJob>)| {
+            if let Some(j) = job.take() {
+                // Cannot fail: the slice is exactly header + padded plaintext + tag.
+                let _ = j.keypair.seal(j.counter, j.len, &mut buf[..j.total]);
+            }
+        };
+        let (bufs, seals) = (&mut b.bufs[..n], &mut b.seals[..n]);
+        if count >= PARALLEL_MIN {
+            bufs.par_iter_mut().zip(seals.par_iter_mut()).for_each(seal);
+        } else {
+            bufs.iter_mut().zip(seals.iter_mut()).for_each(seal);
+        }
     }
 
     fn start_run(&self, peer: &PeerRef, env: Env) -> Option<SendRun> {
@@ -373,19 +414,40 @@ impl Worker {
             }
         };
         let env = self.clock.env();
-        for i in 0..n {
-            let meta = b.metas[i];
+        let Buffers {
+            bufs,
+            metas,
+            coalescer,
+            ..
+        } = b;
+        // Every datagram of the batch (with UDP GRO one receive may hold several).
+        let mut datagrams: Vec<(&mut [u8], SocketAddr)> = Vec::with_capacity(n);
+        for (buf, meta) in bufs.iter_mut().zip(metas.iter()).take(n) {
             if meta.truncated {
                 self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            // With UDP GRO one receive may hold several datagrams of one sender.
             let seg = meta.segment_size.max(1);
-            for datagram in b.bufs[i][..meta.len].chunks_mut(seg) {
-                self.receive_one(datagram, meta.src, env, &mut b.coalescer);
+            for datagram in buf[..meta.len].chunks_mut(seg) {
+                datagrams.push((datagram, meta.src));
             }
         }
-        if let Some(c) = b.coalescer.as_mut() {
+        // Decryption and every check run in parallel for a large batch; delivery to the
+        // TUN then follows the order the datagrams arrived in.
+        let iface: &Interface = &self.iface;
+        let open = |(datagram, src): &mut (&mut [u8], SocketAddr)| match datagram.first() {
+            Some(4) => Some(iface.receive_transport(datagram, *src, env)),
+            _ => None,
+        };
+        let opened: Vec<Option<Result<TransportRx, RxError>>> = if datagrams.len() >= PARALLEL_MIN {
+            datagrams.par_iter_mut().map(open).collect()
+        } else {
+            datagrams.iter_mut().map(open).collect()
+        };
+        for ((datagram, src), result) in datagrams.into_iter().zip(opened) {
+            self.deliver(datagram, src, result, coalescer);
+        }
+        if let Some(c) = coalescer.as_mut() {
             self.flush_to_tun(c);
         }
         Ok(())
@@ -423,40 +485,37 @@ impl Worker {
         }
     }
 
-    fn receive_one(
+    /// Hands one received datagram on: its decrypted packet to the TUN, a handshake
+    /// message to the control thread.
+    fn deliver(
         &self,
-        datagram: &mut [u8],
+        datagram: &[u8],
         src: SocketAddr,
-        env: Env,
+        opened: Option<Result<TransportRx, RxError>>,
         coalescer: &mut Option<Coalescer>,
     ) {
-        match datagram.first() {
-            Some(4) => match self.iface.receive_transport(datagram, src, env) {
-                Ok(rx) => {
-                    if rx.packet_len > 0 {
-                        let packet =
-                            &datagram[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + rx.packet_len];
-                        match coalescer {
-                            Some(c) => self.coalesce(c, packet),
-                            None => {
-                                if let Err(e) = self.tun.write(packet) {
-                                    tracing::debug!("TUN write failed: {e}");
-                                }
+        match (opened, datagram.first()) {
+            (Some(Ok(rx)), _) => {
+                if rx.packet_len > 0 {
+                    let packet =
+                        &datagram[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + rx.packet_len];
+                    match coalescer {
+                        Some(c) => self.coalesce(c, packet),
+                        None => {
+                            if let Err(e) = self.tun.write(packet) {
+                                tracing::debug!("TUN write failed: {e}");
                             }
                         }
                     }
-                    if rx.outcome.confirmed_session {
-                        self.submit(Job::SendStaged(rx.peer.clone()));
-                    }
-                    if rx.outcome.wants_handshake {
-                        self.submit(Job::Initiate(rx.peer));
-                    }
                 }
-                Err(_) => {
-                    self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+                if rx.outcome.confirmed_session {
+                    self.submit(Job::SendStaged(rx.peer.clone()));
                 }
-            },
-            Some(1..=3) => self.submit(Job::Handshake {
+                if rx.outcome.wants_handshake {
+                    self.submit(Job::Initiate(rx.peer));
+                }
+            }
+            (None, Some(1..=3)) => self.submit(Job::Handshake {
                 data: datagram.to_vec(),
                 src,
             }),

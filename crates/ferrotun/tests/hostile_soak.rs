@@ -145,7 +145,15 @@ fn check_flat(who: &str, samples: &[Sample], warm_up: Duration) -> String {
     }
     let series = samples
         .iter()
-        .map(|s| format!("{}s:{}KiB/{}fd/{}t", s.at.as_secs(), s.rss_kib, s.fds, s.threads))
+        .map(|s| {
+            format!(
+                "{}s:{}KiB/{}fd/{}t",
+                s.at.as_secs(),
+                s.rss_kib,
+                s.fds,
+                s.threads
+            )
+        })
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
@@ -154,7 +162,10 @@ fn check_flat(who: &str, samples: &[Sample], warm_up: Duration) -> String {
         max(first, rss),
         max(last, rss)
     );
-    for (what, f) in [("descriptors", fds as fn(&Sample) -> u64), ("threads", threads)] {
+    for (what, f) in [
+        ("descriptors", fds as fn(&Sample) -> u64),
+        ("threads", threads),
+    ] {
         assert!(
             min(last, f) <= min(first, f) + COUNT_SLACK as u64,
             "{who}: {what} grew from {} to {}: {series}",
@@ -177,9 +188,10 @@ fn check_flat(who: &str, samples: &[Sample], warm_up: Duration) -> String {
 fn ping_for(from: &Side, addr: &str, duration: Duration) -> (u64, u64, String) {
     let count = (duration.as_secs_f64() / 0.2) as u64;
     let count_s = count.to_string();
-    let out = from
-        .ns
-        .try_exec("ping", &["-q", "-i", PING_INTERVAL, "-W", "2", "-c", &count_s, addr]);
+    let out = from.ns.try_exec(
+        "ping",
+        &["-q", "-i", PING_INTERVAL, "-W", "2", "-c", &count_s, addr],
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let number_before = |word: &str| {
         text.lines()
@@ -204,7 +216,9 @@ fn mixed_traffic_across_many_rekeys() {
     std::env::remove_var("FERROTUN_TEST_TIMING");
     for side in [&t.a, &t.b] {
         assert!(
-            side.daemon.log_text().contains("FERROTUN_TEST_TIMING is set"),
+            side.daemon
+                .log_text()
+                .contains("FERROTUN_TEST_TIMING is set"),
             "the daemon ignored FERROTUN_TEST_TIMING\n{}",
             side.log()
         );
@@ -293,7 +307,11 @@ fn mixed_traffic_across_many_rekeys() {
         "the message limit never triggered a rekey\n{}",
         ctx()
     );
-    assert!(time_gaps > 0, "REKEY_AFTER_TIME never triggered a rekey\n{}", ctx());
+    assert!(
+        time_gaps > 0,
+        "REKEY_AFTER_TIME never triggered a rekey\n{}",
+        ctx()
+    );
     assert!(
         longest_gap < REJECT_AFTER_TIME.as_secs_f64(),
         "a session outlived REJECT_AFTER_TIME under traffic\n{}",
