@@ -19,8 +19,9 @@ else
     exit 1
 fi
 
-# ip makes the namespaces, ping and iperf3 carry the traffic across the tunnel.
-packages=(iproute2 iputils-ping iperf3)
+# What `ferrotun demo` runs: ip for the namespaces, iptables for the peer that masquerades
+# its LAN, ping across the tunnel (the throughput test is built in).
+packages=(iproute2 iptables iputils-ping)
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
@@ -30,7 +31,7 @@ done
 if [[ ${#missing[@]} -gt 0 ]]; then
     echo "installing ${missing[*]}"
     "${as_root[@]}" apt-get update -q
-    # sudo drops the environment; iperf3's install asks a debconf question without this.
+    # sudo drops the environment, and a package may ask a debconf question without this.
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

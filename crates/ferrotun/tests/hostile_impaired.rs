@@ -125,7 +125,7 @@ fn case(name: &str, imp: Impairment, expect: Expect, seed: u64) {
     match expect {
         Expect::Losses => {
             assert!(
-                report.lost() <= window.to_target.dropped,
+                report.lost() <= window.to_target.dropped + report.socket_drops,
                 "more datagrams lost than the relay dropped\n{}",
                 ctx()
             );
@@ -136,8 +136,10 @@ fn case(name: &str, imp: Impairment, expect: Expect, seed: u64) {
             );
         }
         Expect::All | Expect::AllReordered => {
+            // A full receiving socket (the test's receiver starved of CPU on a shared
+            // machine) loses datagrams after the tunnel delivered them.
             assert_eq!(
-                report.received,
+                report.received + report.socket_drops,
                 report.sent,
                 "datagrams lost on a link that loses none\n{}",
                 ctx()
@@ -216,8 +218,16 @@ impl std::fmt::Debug for ProbeSummary<'_> {
         let r = self.0;
         write!(
             f,
-            "sent {} (errors {}), received {}, duplicates {}, late {}, foreign {}, first missing {:?}",
-            r.sent, r.send_errors, r.received, r.duplicates, r.late, r.foreign, r.missing
+            "sent {} (errors {}), received {}, dropped at the receiving socket {}, duplicates \
+             {}, late {}, foreign {}, first missing {:?}",
+            r.sent,
+            r.send_errors,
+            r.received,
+            r.socket_drops,
+            r.duplicates,
+            r.late,
+            r.foreign,
+            r.missing
         )
     }
 }

@@ -1,8 +1,9 @@
 //! A handshake flood from an attacker's namespace: initiations that pass the responder's
 //! first check (a correct mac1 for its public key, so each one would cost it a
 //! Diffie-Hellman if it did not defend itself) mixed with plain garbage, sent from many
-//! source addresses. Every cookie reply that comes back is counted and decrypted with the
-//! responder's cookie key, so "the cookie mechanism engaged" is seen on the wire.
+//! source addresses. Every cookie reply that reaches the flood's sockets is decrypted with
+//! the responder's cookie key and checked against the initiation it answers, so "the cookie
+//! mechanism engaged" is seen on the wire.
 
 use super::inside::spawn_in;
 use super::Netns;

@@ -46,6 +46,10 @@ pub struct ProbeReport {
     pub arrival: Vec<Option<Duration>>,
     /// When the first datagram went out; datagram `i` was due at `start + i * interval`.
     pub start: Option<Instant>,
+    /// Datagrams the receiver's kernel dropped because the receiving socket's buffer was
+    /// full (the receiving thread did not get the CPU in time): lost after the tunnel
+    /// delivered them.
+    pub socket_drops: u64,
 }
 
 impl ProbeReport {
@@ -84,6 +88,7 @@ pub fn run_via(
         let start = start_rx.recv().expect("probe start");
         let mut report = receive(&sock, run_id, p.count, start, &receiver_stop);
         report.start = Some(start);
+        report.socket_drops = socket_drops(dst.port());
         report
     });
     ready_rx
@@ -162,6 +167,27 @@ fn receive(
         .take(20)
         .collect();
     report
+}
+
+/// The kernel's drop count of the UDP socket bound to `port` in the calling thread's
+/// namespace (the last column of /proc/net/udp{,6}).
+fn socket_drops(port: u16) -> u64 {
+    let port_hex = format!(":{port:04X}");
+    ["udp", "udp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(format!("/proc/thread-self/net/{f}")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|local| local.ends_with(&port_hex))
+                })
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 fn parse(datagram: &[u8], run_id: u64) -> Option<u64> {
