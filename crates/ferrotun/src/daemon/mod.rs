@@ -181,8 +181,10 @@ fn run_foreground(name: &str) -> anyhow::Result<()> {
         .spawn(move || server::serve(listener, serving))?;
     let reason = watch(&device, name);
     tracing::info!("shutting down: {reason}");
-    let _ = std::fs::remove_file(server::socket_path(name));
+    // Close the sockets first: whoever waits for the socket file to vanish (wg-quick down,
+    // then up again) must find the listen port free by then.
     device.shutdown();
+    let _ = std::fs::remove_file(server::socket_path(name));
     Ok(())
 }
 
