@@ -8,7 +8,7 @@
 use blake2::digest::consts::U16;
 use blake2::digest::{FixedOutput, KeyInit, Mac, Update};
 use blake2::{Blake2s256, Blake2sMac};
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::{AeadInPlace, Nonce, Tag};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use hmac::SimpleHmac;
 use subtle::ConstantTimeEq;
@@ -112,11 +112,11 @@ fn nonce(counter: u64) -> [u8; 12] {
     n
 }
 
-/// Handshake AEAD: writes `plaintext` encrypted followed by the tag into `out`, which must be
-/// exactly `plaintext.len() + 16` bytes long.
-pub fn aead_seal(
-    key: &[u8; 32],
-    counter: u64,
+/// Encrypts `plaintext` into `out` followed by the tag; `out` must be exactly
+/// `plaintext.len() + 16` bytes. Shared by the handshake and cookie AEADs.
+fn seal_detached<A: AeadInPlace>(
+    cipher: &A,
+    nonce: &Nonce<A>,
     plaintext: &[u8],
     ad: &[u8],
     out: &mut [u8],
@@ -126,19 +126,18 @@ pub fn aead_seal(
     }
     let (body, tag_out) = out.split_at_mut(plaintext.len());
     body.copy_from_slice(plaintext);
-    let cipher = ChaCha20Poly1305::new(key.into());
     let tag = cipher
-        .encrypt_in_place_detached(&nonce(counter).into(), ad, body)
+        .encrypt_in_place_detached(nonce, ad, body)
         .map_err(|_| CryptoError::BufferLength)?;
     tag_out.copy_from_slice(&tag);
     Ok(())
 }
 
-/// Handshake AEAD: opens `ciphertext_and_tag` into `out` (exactly 16 bytes shorter). On failure
-/// `out` is wiped so no unauthenticated plaintext survives.
-pub fn aead_open(
-    key: &[u8; 32],
-    counter: u64,
+/// Opens `ciphertext_and_tag` into `out` (exactly 16 bytes shorter). On failure `out` is
+/// wiped so no unauthenticated plaintext survives.
+fn open_detached<A: AeadInPlace>(
+    cipher: &A,
+    nonce: &Nonce<A>,
     ciphertext_and_tag: &[u8],
     ad: &[u8],
     out: &mut [u8],
@@ -152,13 +151,37 @@ pub fn aead_open(
     }
     let (body, tag) = ciphertext_and_tag.split_at(body_len);
     out.copy_from_slice(body);
-    let cipher = ChaCha20Poly1305::new(key.into());
     cipher
-        .decrypt_in_place_detached(&nonce(counter).into(), ad, out, tag.into())
+        .decrypt_in_place_detached(nonce, ad, out, Tag::<A>::from_slice(tag))
         .map_err(|_| {
             out.zeroize();
             CryptoError::Authentication
         })
+}
+
+/// Handshake AEAD (ChaCha20-Poly1305 with WireGuard's counter nonce); buffer contract of
+/// [`seal_detached`].
+pub fn aead_seal(
+    key: &[u8; 32],
+    counter: u64,
+    plaintext: &[u8],
+    ad: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    seal_detached(&cipher, &nonce(counter).into(), plaintext, ad, out)
+}
+
+/// Handshake AEAD: opens into `out`, wiping it on failure (see [`open_detached`]).
+pub fn aead_open(
+    key: &[u8; 32],
+    counter: u64,
+    ciphertext_and_tag: &[u8],
+    ad: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    open_detached(&cipher, &nonce(counter).into(), ciphertext_and_tag, ad, out)
 }
 
 /// Cookie-reply AEAD (XChaCha20-Poly1305); same buffer contract as [`aead_seal`].
@@ -169,17 +192,8 @@ pub fn xaead_seal(
     ad: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if out.len() != plaintext.len() + TAG_LEN {
-        return Err(CryptoError::BufferLength);
-    }
-    let (body, tag_out) = out.split_at_mut(plaintext.len());
-    body.copy_from_slice(plaintext);
     let cipher = XChaCha20Poly1305::new(key.into());
-    let tag = cipher
-        .encrypt_in_place_detached(nonce.into(), ad, body)
-        .map_err(|_| CryptoError::BufferLength)?;
-    tag_out.copy_from_slice(&tag);
-    Ok(())
+    seal_detached(&cipher, nonce.into(), plaintext, ad, out)
 }
 
 /// Cookie-reply AEAD; same buffer contract as [`aead_open`].
@@ -190,22 +204,8 @@ pub fn xaead_open(
     ad: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    let body_len = ciphertext_and_tag
-        .len()
-        .checked_sub(TAG_LEN)
-        .ok_or(CryptoError::BufferLength)?;
-    if out.len() != body_len {
-        return Err(CryptoError::BufferLength);
-    }
-    let (body, tag) = ciphertext_and_tag.split_at(body_len);
-    out.copy_from_slice(body);
     let cipher = XChaCha20Poly1305::new(key.into());
-    cipher
-        .decrypt_in_place_detached(nonce.into(), ad, out, tag.into())
-        .map_err(|_| {
-            out.zeroize();
-            CryptoError::Authentication
-        })
+    open_detached(&cipher, nonce.into(), ciphertext_and_tag, ad, out)
 }
 
 /// X25519. An all-zero result means the peer sent a low-order point; WireGuard refuses it so a
