@@ -316,7 +316,11 @@ fn handshake_flood_does_not_starve_the_tunnel() {
 
     // A new peer right after the flood.
     let d_first = d_pings_b(&c, &t, NEW_PEER_BOUND).map(|_| stopped.elapsed());
-    // And a fresh handshake by it once B's under-load second is surely over.
+    // And a fresh handshake by it once B's under-load second is surely over. B accepts at
+    // most one initiation per peer every 20 ms (the protocol's 50/s flood limit), and D's
+    // first handshake may have completed just now: let that window pass first, or B would
+    // rightly drop the new initiation and D would retry only after REKEY_TIMEOUT.
+    std::thread::sleep(Duration::from_millis(100));
     let d_if = d.ifname.clone();
     c.exec(
         "timeout",
