@@ -171,11 +171,15 @@ fn sorted_lines(text: &str) -> Vec<String> {
     lines
 }
 
-/// Compares one `show` form, retrying a few times in case a counter moved between the two
-/// requests.
+/// Compares one `show` form, retrying a few times in case a counter moved or a second
+/// ticked over ("Now" vs "1 second ago") between the two requests; the pause lets a fresh
+/// handshake's keepalives settle.
 fn assert_same_show(args: &[&str], vars: &[(&str, &str)], exact: bool) {
     let mut last = (String::new(), String::new());
-    for _ in 0..3 {
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
         let theirs = wg(args, vars);
         let mine = ours(args, vars);
         assert_eq!(
