@@ -4,6 +4,8 @@
 use crate::clock::Clock;
 use crate::control::{self, Control, Job};
 use crate::netset::NetSet;
+use crate::steal::Crew;
+use crate::steer::Steering;
 use crate::tun::{Tun, TunQueue};
 use crate::worker::{DataCounters, Worker};
 use crate::Cancel;
@@ -30,7 +32,7 @@ pub struct DeviceConfig {
 /// The workers of one socket generation; replaced whole when the listen port changes.
 struct Generation {
     stop: Cancel,
-    handles: Vec<JoinHandle<TunQueue>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 pub struct Device {
@@ -45,6 +47,10 @@ pub struct Device {
     control: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<DataCounters>,
     worker_count: usize,
+    /// The TUN's queues, one read by each worker, kept across worker generations;
+    /// taken (and so closed, which removes the interface) at shutdown.
+    tuns: Mutex<Option<Arc<[TunQueue]>>>,
+    steering: Arc<Steering>,
 }
 
 fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
@@ -85,6 +91,8 @@ impl Device {
             control: Mutex::new(None),
             counters: Arc::new(DataCounters::default()),
             worker_count: workers,
+            tuns: Mutex::new(Some(tun.into_queues().into())),
+            steering: Arc::new(Steering::new(workers)),
         });
         let control = Control {
             iface,
@@ -97,23 +105,30 @@ impl Device {
             .name("control".into())
             .spawn(move || control.run())?;
         *device.control.lock() = Some(handle);
-        device.start_workers(tun.into_queues())?;
+        device.start_workers()?;
         Ok(device)
     }
 
-    fn start_workers(&self, queues: Vec<TunQueue>) -> io::Result<()> {
+    fn start_workers(&self) -> io::Result<()> {
         let stop = Cancel::new()?;
         let net = self.net.read().clone();
-        let mut handles = Vec::with_capacity(queues.len());
-        for (id, tun) in queues.into_iter().enumerate() {
+        let Some(tuns) = self.tuns.lock().clone() else {
+            return Err(io::Error::other("the device is shut down"));
+        };
+        let queues = tuns.len();
+        let crew = Arc::new(Crew::new(queues)?);
+        let mut handles = Vec::with_capacity(queues);
+        for id in 0..queues {
             let worker = Worker {
                 id,
-                tun,
+                tuns: tuns.clone(),
+                steering: self.steering.clone(),
                 net: net.clone(),
                 iface: self.iface.clone(),
                 jobs: self.jobs.clone(),
                 clock: self.clock,
                 counters: self.counters.clone(),
+                crew: crew.clone(),
                 gro_refused: std::cell::Cell::new(false),
             };
             let (stop, cancel) = (stop.clone(), self.cancel.clone());
@@ -127,16 +142,14 @@ impl Device {
         Ok(())
     }
 
-    fn stop_workers(&self) -> Vec<TunQueue> {
+    fn stop_workers(&self) {
         let Some(generation) = self.workers.lock().take() else {
-            return Vec::new();
+            return;
         };
         generation.stop.trigger();
-        generation
-            .handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .collect()
+        for h in generation.handles {
+            let _ = h.join();
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -169,9 +182,9 @@ impl Device {
     pub fn set_listen_port(&self, port: u16) -> io::Result<()> {
         let fwmark = self.fwmark();
         let fresh = NetSet::bind(port, self.worker_count, fwmark)?;
-        let queues = self.stop_workers();
+        self.stop_workers();
         *self.net.write() = Arc::new(fresh);
-        self.start_workers(queues)
+        self.start_workers()
     }
 
     /// Marks every socket (SO_MARK), so policy routing can keep the tunnel's own packets
@@ -197,7 +210,8 @@ impl Device {
     /// Stops every thread and closes every descriptor; idempotent.
     pub fn shutdown(&self) {
         self.cancel.trigger();
-        drop(self.stop_workers());
+        self.stop_workers();
+        drop(self.tuns.lock().take());
         if let Some(h) = self.control.lock().take() {
             let _ = h.join();
         }

@@ -58,6 +58,8 @@ pub mod offload;
 pub mod pool;
 pub mod signals;
 mod sockaddr;
+pub mod steal;
+pub mod steer;
 mod sys;
 pub mod tun;
 pub mod udp;

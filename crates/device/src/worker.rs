@@ -8,6 +8,8 @@ use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
 use crate::offload::{segment_count, split, split_from, Coalescer, MAX_PACKET};
+use crate::steal::{Crew, ShareGate};
+use crate::steer::Steering;
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
 use crate::vnet::VirtioNetHdr;
@@ -17,7 +19,6 @@ use crossbeam_channel::Sender;
 use ferrotun_proto::interface::{Env, Interface, PeerRef, RxError, TransportRx};
 use ferrotun_proto::session::{padded_len, Keypair};
 use ferrotun_proto::wire::{TAG_LEN, TRANSPORT_HEADER_LEN};
-use rayon::prelude::*;
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ const TOKEN_V4: u64 = 1;
 const TOKEN_V6: u64 = 2;
 const TOKEN_STOP: u64 = 3;
 const TOKEN_CANCEL: u64 = 4;
+const TOKEN_HELP: u64 = 5;
 
 /// Per-device drop and traffic counters shared by the workers.
 #[derive(Debug, Default)]
@@ -46,12 +48,17 @@ pub struct DataCounters {
 
 pub struct Worker {
     pub id: usize,
-    pub tun: TunQueue,
+    /// Every queue of the TUN: this worker reads queue `id`, and writes each incoming
+    /// packet through the queue `steering` picks for its flow.
+    pub tuns: Arc<[TunQueue]>,
+    pub steering: Arc<Steering>,
     pub net: Arc<NetSet>,
     pub iface: Arc<Interface>,
     pub jobs: Sender<Job>,
     pub clock: Clock,
     pub counters: Arc<DataCounters>,
+    /// The other workers of this generation: where a big batch's crypto is offered.
+    pub crew: Arc<Crew>,
     /// Set once the TUN refuses a merged (GSO) write; from then on packets go to the
     /// TUN one by one. Refused offload costs speed, never packets.
     pub gro_refused: Cell<bool>,
@@ -70,6 +77,11 @@ struct Buffers {
     coalescer: Option<Coalescer>,
     /// What each batch buffer is to be sealed with, filled in order, sealed in parallel.
     seals: Vec<Option<SealJob>>,
+    /// How often this worker offers its crypto to idle workers.
+    gate: ShareGate,
+    /// Messages to ask the next recvmmsg for, so that one receive holds about
+    /// [`RX_BUDGET`] datagrams however many UDP GRO packs into each message.
+    rx_msgs: usize,
 }
 
 /// One packet's encryption, decided in order (the counter) and done in any order.
@@ -80,9 +92,16 @@ struct SealJob {
     total: usize,
 }
 
-/// Batches at least this large are encrypted or decrypted on several cores: below it,
-/// waking helper threads costs more than it saves.
+/// Batches at least this large are offered to idle workers: below it, waking one costs
+/// more than it saves.
 pub const PARALLEL_MIN: usize = 16;
+/// Packets per piece of shared crypto work: a few microseconds, so the owner never
+/// waits long for a helper that is in the middle of one.
+const CHUNK: usize = 8;
+/// Datagrams handled per receive, like a NAPI budget. Without it one recvmmsg of 64
+/// GRO messages can hold 4,000 datagrams: milliseconds of work before the worker looks
+/// at its TUN again, and before the first of them reaches the TUN.
+const RX_BUDGET: usize = BATCH;
 
 impl Buffers {
     fn new(offload: bool) -> Self {
@@ -98,6 +117,8 @@ impl Buffers {
             },
             coalescer: offload.then(|| Coalescer::new(BATCH)),
             seals: (0..BATCH).map(|_| None).collect(),
+            gate: ShareGate::default(),
+            rx_msgs: BATCH,
         }
     }
 }
@@ -113,13 +134,27 @@ struct SendRun {
 
 impl Worker {
     /// Runs until `stop` (this generation of workers) or `cancel` (the whole daemon)
-    /// fires; gives the TUN queue back so a successor can take over.
-    pub fn run(self, stop: Cancel, cancel: Cancel) -> TunQueue {
+    /// fires.
+    pub fn run(self, stop: Cancel, cancel: Cancel) {
         if let Err(e) = self.event_loop(&stop, &cancel) {
             tracing::error!("worker {} stopped: {e}", self.id);
             cancel.trigger();
         }
-        self.tun
+    }
+
+    /// The TUN queue this worker reads.
+    fn tun(&self) -> &TunQueue {
+        &self.tuns[self.id]
+    }
+
+    /// The TUN queue to write an incoming IP packet through (see [`Steering`]).
+    fn tun_for(&self, ip_packet: &[u8]) -> &TunQueue {
+        let q = self.steering.queue_for(ip_packet, self.id, self.now_ms());
+        self.tuns.get(q).unwrap_or(self.tun())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now().as_nanos() / 1_000_000
     }
 
     fn v4(&self) -> Option<&Arc<UdpSocket>> {
@@ -131,7 +166,7 @@ impl Worker {
 
     fn event_loop(&self, stop: &Cancel, cancel: &Cancel) -> io::Result<()> {
         let epoll = Epoll::new()?;
-        epoll.add(&self.tun, TOKEN_TUN, Interest::READABLE)?;
+        epoll.add(self.tun(), TOKEN_TUN, Interest::READABLE)?;
         if let Some(s) = self.v4() {
             epoll.add(s.as_ref(), TOKEN_V4, Interest::READABLE)?;
         }
@@ -140,13 +175,18 @@ impl Worker {
         }
         epoll.add(&stop.fd(), TOKEN_STOP, Interest::READABLE)?;
         epoll.add(&cancel.fd(), TOKEN_CANCEL, Interest::READABLE)?;
+        epoll.add(&self.crew.wake_fd(self.id), TOKEN_HELP, Interest::READABLE)?;
         let mut events = [Event::EMPTY; 8];
-        let mut b = Buffers::new(self.tun.vnet_hdr());
+        let mut b = Buffers::new(self.tun().vnet_hdr());
         loop {
-            let n = epoll.wait(&mut events, None)?;
+            self.crew.set_idle(self.id, true);
+            let waited = epoll.wait(&mut events, None);
+            self.crew.set_idle(self.id, false);
+            let n = waited?;
             for ev in &events[..n] {
                 match ev.token() {
                     TOKEN_STOP | TOKEN_CANCEL => return Ok(()),
+                    TOKEN_HELP => self.crew.help(self.id),
                     TOKEN_TUN => {
                         if let Err(e) = self.drain_tun(&mut b) {
                             if is_gone(&e) {
@@ -182,11 +222,12 @@ impl Worker {
         if b.coalescer.is_some() {
             return self.drain_tun_offload(b);
         }
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         while n < BATCH {
-            match self.tun.read(&mut b.bufs[n][TRANSPORT_HEADER_LEN..]) {
+            match self.tun().read(&mut b.bufs[n][TRANSPORT_HEADER_LEN..]) {
                 Ok(len) => {
                     b.lens[n] = len;
+                    bytes += len;
                     n += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -194,6 +235,7 @@ impl Worker {
                 Err(e) => return Err(e),
             }
         }
+        self.steering.note_work(self.id, bytes, self.now_ms());
         if n > 0 {
             self.encrypt_batch(b, n);
         }
@@ -204,14 +246,15 @@ impl Worker {
     /// MTU-sized packets straight into the batch buffers, behind room for the header.
     /// Reads continue until the batch is full, so one wake-up moves up to a batch.
     fn drain_tun_offload(&self, b: &mut Buffers) -> io::Result<()> {
-        let mut n = 0;
+        let (mut n, mut bytes) = (0, 0);
         while n < BATCH {
-            let len = match self.tun.read(&mut b.tun_read) {
+            let len = match self.tun().read(&mut b.tun_read) {
                 Ok(len) => len,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            bytes += len;
             let mut first = 0;
             loop {
                 let input = &b.tun_read[..len];
@@ -240,6 +283,7 @@ impl Worker {
                 }
             }
         }
+        self.steering.note_work(self.id, bytes, self.now_ms());
         if n > 0 {
             self.encrypt_batch(b, n);
         }
@@ -304,18 +348,20 @@ impl Worker {
     }
 
     fn seal_all(&self, b: &mut Buffers, n: usize, count: usize) {
-        let seal = |(buf, job): (&mut Vec<u8>, &mut Option<SealJob>)| {
-            if let Some(j) = job.take() {
-                // Cannot fail: the slice is exactly header + padded plaintext + tag.
-                let _ = j.keypair.seal(j.counter, j.len, &mut buf[..j.total]);
+        fn seal(bufs: &mut [Vec<u8>], seals: &mut [Option<SealJob>]) {
+            for (buf, job) in bufs.iter_mut().zip(seals.iter_mut()) {
+                if let Some(j) = job.take() {
+                    // Cannot fail: the slice is exactly header + padded plaintext + tag.
+                    let _ = j.keypair.seal(j.counter, j.len, &mut buf[..j.total]);
+                }
             }
-        };
-        let (bufs, seals) = (&mut b.bufs[..n], &mut b.seals[..n]);
-        if count >= PARALLEL_MIN {
-            bufs.par_iter_mut().zip(seals.par_iter_mut()).for_each(seal);
-        } else {
-            bufs.iter_mut().zip(seals.iter_mut()).for_each(seal);
         }
+        let (bufs, seals) = (&mut b.bufs[..n], &mut b.seals[..n]);
+        if count < PARALLEL_MIN {
+            return seal(bufs, seals);
+        }
+        self.crew
+            .run_zipped(self.id, &mut b.gate, CHUNK, bufs, seals, seal);
     }
 
     fn start_run(&self, peer: &PeerRef, env: Env) -> Option<SendRun> {
@@ -401,8 +447,9 @@ impl Worker {
 
     /// Receives one batch (one `recvmmsg`) per wake-up, for the same fairness as the TUN.
     fn drain_udp(&self, sock: &UdpSocket, b: &mut Buffers) -> io::Result<()> {
+        let want = b.rx_msgs.clamp(1, BATCH);
         let n = loop {
-            match sock.recv_batch(&mut b.bufs, &mut b.metas) {
+            match sock.recv_batch(&mut b.bufs[..want], &mut b.metas[..want]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -414,10 +461,18 @@ impl Worker {
             }
         };
         let env = self.clock.env();
+        let received: usize = b.metas[..n].iter().map(|m| m.len).sum();
+        self.steering.note_work(self.id, received, self.now_ms());
+        let datagram_count: usize = b.metas[..n]
+            .iter()
+            .map(|m| m.len.div_ceil(m.segment_size.max(1)).max(1))
+            .sum();
+        b.rx_msgs = (RX_BUDGET * n / datagram_count.max(1)).clamp(1, BATCH);
         let Buffers {
             bufs,
             metas,
             coalescer,
+            gate,
             ..
         } = b;
         // Every datagram of the batch (with UDP GRO one receive may hold several).
@@ -432,18 +487,23 @@ impl Worker {
                 datagrams.push((datagram, meta.src));
             }
         }
-        // Decryption and every check run in parallel for a large batch; delivery to the
-        // TUN then follows the order the datagrams arrived in.
+        // Decryption and every check are offered to idle workers for a large batch;
+        // delivery to the TUN then follows the order the datagrams arrived in.
         let iface: &Interface = &self.iface;
-        let open = |(datagram, src): &mut (&mut [u8], SocketAddr)| match datagram.first() {
-            Some(4) => Some(iface.receive_transport(datagram, *src, env)),
-            _ => None,
+        let open = |datagrams: &mut [(&mut [u8], SocketAddr)], opened: &mut [Opened]| {
+            for ((datagram, src), out) in datagrams.iter_mut().zip(opened.iter_mut()) {
+                if datagram.first() == Some(&4) {
+                    *out = Some(iface.receive_transport(datagram, *src, env));
+                }
+            }
         };
-        let opened: Vec<Option<Result<TransportRx, RxError>>> = if datagrams.len() >= PARALLEL_MIN {
-            datagrams.par_iter_mut().map(open).collect()
+        let mut opened: Vec<Opened> = (0..datagrams.len()).map(|_| None).collect();
+        if datagrams.len() < PARALLEL_MIN {
+            open(&mut datagrams, &mut opened);
         } else {
-            datagrams.iter_mut().map(open).collect()
-        };
+            self.crew
+                .run_zipped(self.id, gate, CHUNK, &mut datagrams, &mut opened, open);
+        }
         for ((datagram, src), result) in datagrams.into_iter().zip(opened) {
             self.deliver(datagram, src, result, coalescer);
         }
@@ -455,15 +515,17 @@ impl Worker {
 
     /// Writes the merged packets of a batch to the TUN.
     fn flush_to_tun(&self, coalescer: &mut Coalescer) {
-        coalescer.drain(|packet| match self.tun.write(packet) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && is_gso(packet) => {
-                tracing::warn!("the TUN refuses merged packets; writing them one by one");
-                self.gro_refused.set(true);
-                self.write_segments(packet);
-            }
-            Err(e) => tracing::debug!("TUN write failed: {e}"),
-        });
+        coalescer.drain(
+            |packet| match self.tun_for(after_vnet(packet)).write(packet) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && is_gso(packet) => {
+                    tracing::warn!("the TUN refuses merged packets; writing them one by one");
+                    self.gro_refused.set(true);
+                    self.write_segments(packet);
+                }
+                Err(e) => tracing::debug!("TUN write failed: {e}"),
+            },
+        );
     }
 
     /// Writes a merged packet the TUN refused as the segments it was made of, each with
@@ -479,7 +541,8 @@ impl Worker {
         };
         for (out, len) in outs.iter_mut().zip(&lens).take(n) {
             VirtioNetHdr::NONE.write(out);
-            if let Err(e) = self.tun.write(&out[..VNET_HDR_LEN + len]) {
+            let out = &out[..VNET_HDR_LEN + len];
+            if let Err(e) = self.tun_for(after_vnet(out)).write(out) {
                 tracing::debug!("TUN write failed: {e}");
             }
         }
@@ -502,7 +565,7 @@ impl Worker {
                     match coalescer {
                         Some(c) => self.coalesce(c, packet),
                         None => {
-                            if let Err(e) = self.tun.write(packet) {
+                            if let Err(e) = self.tun_for(packet).write(packet) {
                                 tracing::debug!("TUN write failed: {e}");
                             }
                         }
@@ -548,6 +611,14 @@ impl Worker {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// A received datagram after decryption: `None` when it is not a transport message.
+type Opened = Option<Result<TransportRx, RxError>>;
+
+/// The IP packet behind a virtio-net header.
+fn after_vnet(packet: &[u8]) -> &[u8] {
+    packet.get(VNET_HDR_LEN..).unwrap_or_default()
 }
 
 fn is_gso(packet: &[u8]) -> bool {
