@@ -51,6 +51,8 @@ pub struct Device {
     /// taken (and so closed, which removes the interface) at shutdown.
     tuns: Mutex<Option<Arc<[TunQueue]>>>,
     steering: Arc<Steering>,
+    /// The TUN took UDP segmentation offload (kernel ≥ 6.2).
+    uso: bool,
 }
 
 fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
@@ -73,6 +75,7 @@ impl Device {
             if tun.vnet_hdr() { "on" } else { "off" }
         );
         let ifindex = tun.index();
+        let uso = tun.offloads() & (libc::TUN_F_USO4 | libc::TUN_F_USO6) != 0;
         crate::netif::set_mtu(&name, config.mtu)?;
         let iface = Arc::new(Interface::new(os_rng()));
         iface.set_mtu(config.mtu as usize);
@@ -93,6 +96,7 @@ impl Device {
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
             steering: Arc::new(Steering::new(workers)),
+            uso,
         });
         let control = Control {
             iface,
@@ -123,6 +127,7 @@ impl Device {
                 id,
                 tuns: tuns.clone(),
                 steering: self.steering.clone(),
+                uso: self.uso,
                 net: net.clone(),
                 iface: self.iface.clone(),
                 jobs: self.jobs.clone(),

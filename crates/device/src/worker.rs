@@ -52,6 +52,8 @@ pub struct Worker {
     /// packet through the queue `steering` picks for its flow.
     pub tuns: Arc<[TunQueue]>,
     pub steering: Arc<Steering>,
+    /// The TUN took UDP segmentation offload: decrypted UDP datagrams may be merged too.
+    pub uso: bool,
     pub net: Arc<NetSet>,
     pub iface: Arc<Interface>,
     pub jobs: Sender<Job>,
@@ -104,7 +106,7 @@ const CHUNK: usize = 8;
 const RX_BUDGET: usize = BATCH;
 
 impl Buffers {
-    fn new(offload: bool) -> Self {
+    fn new(offload: bool, uso: bool) -> Self {
         Buffers {
             bufs: (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect(),
             metas: vec![RecvMeta::default(); BATCH],
@@ -115,7 +117,11 @@ impl Buffers {
             } else {
                 Vec::new()
             },
-            coalescer: offload.then(|| Coalescer::new(BATCH)),
+            coalescer: offload.then(|| {
+                let mut c = Coalescer::new(BATCH);
+                c.merge_udp(uso);
+                c
+            }),
             seals: (0..BATCH).map(|_| None).collect(),
             gate: ShareGate::default(),
             rx_msgs: BATCH,
@@ -177,7 +183,7 @@ impl Worker {
         epoll.add(&cancel.fd(), TOKEN_CANCEL, Interest::READABLE)?;
         epoll.add(&self.crew.wake_fd(self.id), TOKEN_HELP, Interest::READABLE)?;
         let mut events = [Event::EMPTY; 8];
-        let mut b = Buffers::new(self.tun().vnet_hdr());
+        let mut b = Buffers::new(self.tun().vnet_hdr(), self.uso);
         loop {
             self.crew.set_idle(self.id, true);
             let waited = epoll.wait(&mut events, None);

@@ -8,14 +8,21 @@
 //! IP headers, equal segment sizes with only the last one shorter, at most
 //! 64 KiB in all. Everything else passes through with a plain header.
 //!
+//! With [`Coalescer::merge_udp`] (a TUN that took USO, kernel ≥ 6.2), UDP
+//! datagrams of one flow are merged the same way into a GSO_UDP_L4
+//! super-packet, as Linux UDP GRO does: equal payload sizes with only the last
+//! one shorter, matching IP headers, checksums verified first (an IPv4
+//! datagram without a checksum is never merged). The kernel cuts it back into
+//! the same datagrams, so one TUN write carries dozens of small packets.
+//!
 //! Only appending is tried, and a packet is only ever compared with the
 //! latest group of its flow, so no packet overtakes an earlier packet of its
 //! own flow (an unmergeable segment, a pure ACK or a FIN ends the group).
 
 use super::checksum;
 use super::{
-    addrs, be16, be32, put16, OffloadError, IPV6_HEADER_LEN, MAX_PACKET, PROTO_TCP, TCP_ACK,
-    TCP_CSUM_OFFSET, TCP_PSH,
+    addrs, be16, be32, put16, OffloadError, IPV6_HEADER_LEN, MAX_PACKET, PROTO_TCP, PROTO_UDP,
+    TCP_ACK, TCP_CSUM_OFFSET, TCP_PSH,
 };
 use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
 
@@ -41,19 +48,22 @@ pub const DEFAULT_CAPACITY: usize = 64;
 pub struct Coalescer {
     slots: Vec<Slot>,
     used: usize,
+    /// Whether UDP datagrams are merged too (the TUN must have taken USO).
+    udp: bool,
 }
 
 struct Slot {
     /// Room for the virtio header, then the packet (growing as segments are
     /// appended). Capacity is reserved once for the largest packet.
     buf: Vec<u8>,
-    tcp: Option<Group>,
+    group: Option<Group>,
 }
 
-/// The 5-tuple minus the protocol (always TCP here).
+/// The 5-tuple.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct FlowKey {
     v6: bool,
+    proto: u8,
     src: [u8; 16],
     dst: [u8; 16],
     ports: [u8; 4],
@@ -78,8 +88,9 @@ struct Group {
     psh: bool,
 }
 
-/// What a TCP packet looks like to the GRO rules.
-struct Tcp {
+/// What a TCP segment or UDP datagram looks like to the GRO rules (for UDP
+/// `tcp_len` is the 8-byte UDP header, `seq` and `psh` are unused).
+struct Segment {
     key: FlowKey,
     ip_len: usize,
     tcp_len: usize,
@@ -97,7 +108,7 @@ enum Class {
     /// TCP we cannot attribute to a flow (a fragment, or TCP behind IPv6
     /// extension headers): it might belong to any open group, so all close.
     Barrier,
-    Tcp(Tcp),
+    Segment(Segment),
 }
 
 impl Coalescer {
@@ -108,10 +119,20 @@ impl Coalescer {
         let slots = (0..capacity)
             .map(|_| Slot {
                 buf: Vec::with_capacity(VNET_HDR_LEN + MAX_PACKET),
-                tcp: None,
+                group: None,
             })
             .collect();
-        Coalescer { slots, used: 0 }
+        Coalescer {
+            slots,
+            used: 0,
+            udp: false,
+        }
+    }
+
+    /// Merges UDP datagrams too (GSO_UDP_L4): only for a TUN that took
+    /// `TUN_F_USO4 | TUN_F_USO6`, which older kernels refuse.
+    pub fn merge_udp(&mut self, on: bool) {
+        self.udp = on;
     }
 
     /// How many output packets are held.
@@ -138,10 +159,10 @@ impl Coalescer {
         if packet.len() > MAX_PACKET {
             return Err(OffloadError::PacketTooLarge { len: packet.len() });
         }
-        let class = classify(packet);
-        if let Class::Tcp(tcp) = &class {
-            if let Some(i) = self.latest_of(&tcp.key) {
-                if self.try_append(i, tcp, packet) {
+        let class = classify(packet, self.udp);
+        if let Class::Segment(seg) = &class {
+            if let Some(i) = self.latest_of(&seg.key) {
+                if self.try_append(i, seg, packet) {
                     return Ok(());
                 }
             }
@@ -153,13 +174,13 @@ impl Coalescer {
             Class::Other => None,
             Class::Barrier => {
                 for slot in &mut self.slots[..self.used] {
-                    if let Some(g) = &mut slot.tcp {
+                    if let Some(g) = &mut slot.group {
                         g.open = false;
                     }
                 }
                 None
             }
-            Class::Tcp(t) => Some(Group {
+            Class::Segment(t) => Some(Group {
                 key: t.key,
                 open: t.candidate && !t.psh,
                 verified: false,
@@ -176,7 +197,7 @@ impl Coalescer {
         slot.buf.clear();
         slot.buf.extend_from_slice(&[0; VNET_HDR_LEN]);
         slot.buf.extend_from_slice(packet);
-        slot.tcp = group;
+        slot.group = group;
         self.used += 1;
         Ok(())
     }
@@ -190,7 +211,7 @@ impl Coalescer {
             finish(slot);
             write(&slot.buf);
             slot.buf.clear();
-            slot.tcp = None;
+            slot.group = None;
         }
         self.used = 0;
         n
@@ -200,7 +221,7 @@ impl Coalescer {
     pub fn clear(&mut self) {
         for slot in &mut self.slots[..self.used] {
             slot.buf.clear();
-            slot.tcp = None;
+            slot.group = None;
         }
         self.used = 0;
     }
@@ -209,12 +230,12 @@ impl Coalescer {
     fn latest_of(&self, key: &FlowKey) -> Option<usize> {
         self.slots[..self.used]
             .iter()
-            .rposition(|s| s.tcp.as_ref().is_some_and(|g| g.key == *key))
+            .rposition(|s| s.group.as_ref().is_some_and(|g| g.key == *key))
     }
 
-    fn try_append(&mut self, i: usize, p: &Tcp, packet: &[u8]) -> bool {
+    fn try_append(&mut self, i: usize, p: &Segment, packet: &[u8]) -> bool {
         let slot = &mut self.slots[i];
-        let Some(g) = slot.tcp.as_mut() else {
+        let Some(g) = slot.group.as_mut() else {
             return false;
         };
         let head = &slot.buf[VNET_HDR_LEN..];
@@ -224,13 +245,13 @@ impl Coalescer {
         // Merged segments get their checksum from the kernel (NEEDS_CSUM),
         // so a corrupt segment would come out valid: verify before merging.
         if !g.verified {
-            if !checksums_valid(head, g.ip_len, g.key.v6) {
+            if !checksums_valid(head, g.ip_len, &g.key) {
                 g.open = false;
                 return false;
             }
             g.verified = true;
         }
-        if !checksums_valid(packet, p.ip_len, p.key.v6) {
+        if !checksums_valid(packet, p.ip_len, &p.key) {
             return false;
         }
         slot.buf.extend_from_slice(&packet[p.ip_len + p.tcp_len..]);
@@ -257,6 +278,10 @@ impl Default for Coalescer {
 
 /// IPv6 next-header values that are extension headers (RFC 8200 and the
 /// IANA list), behind which a TCP header may hide.
+const UDP_HEADER_LEN: usize = 8;
+const UDP_LEN_OFFSET: usize = 4;
+const UDP_CSUM_OFFSET: usize = 6;
+
 fn is_ipv6_extension(next: u8) -> bool {
     matches!(
         next,
@@ -264,13 +289,14 @@ fn is_ipv6_extension(next: u8) -> bool {
     )
 }
 
-fn classify(p: &[u8]) -> Class {
+fn classify(p: &[u8], udp: bool) -> Class {
+    let mergeable = |proto: u8| proto == PROTO_TCP || (udp && proto == PROTO_UDP);
     let Some(&first) = p.first() else {
         return Class::Other;
     };
     let (v6, ip_len, candidate_ip) = match first >> 4 {
         4 => {
-            if p.len() < 20 || p[9] != PROTO_TCP {
+            if p.len() < 20 || !mergeable(p[9]) {
                 return Class::Other;
             }
             let ihl = usize::from(first & 0x0f) * 4;
@@ -289,7 +315,7 @@ fn classify(p: &[u8]) -> Class {
             if p.len() < IPV6_HEADER_LEN {
                 return Class::Other;
             }
-            if p[6] != PROTO_TCP {
+            if !mergeable(p[6]) {
                 return if is_ipv6_extension(p[6]) {
                     Class::Barrier
                 } else {
@@ -301,13 +327,20 @@ fn classify(p: &[u8]) -> Class {
         }
         _ => return Class::Other,
     };
-    if p.len() < ip_len + 20 {
+    let proto = if v6 { p[6] } else { p[9] };
+    let min_l4 = if proto == PROTO_UDP {
+        UDP_HEADER_LEN
+    } else {
+        20
+    };
+    if p.len() < ip_len + min_l4 {
         // Too short to name its flow; the kernel will drop it.
         return Class::Other;
     }
     let (src, dst) = addrs(p, v6);
     let mut key = FlowKey {
         v6,
+        proto,
         src: [0; 16],
         dst: [0; 16],
         ports: [0; 4],
@@ -315,6 +348,22 @@ fn classify(p: &[u8]) -> Class {
     key.src[..src.len()].copy_from_slice(src);
     key.dst[..dst.len()].copy_from_slice(dst);
     key.ports.copy_from_slice(&p[ip_len..ip_len + 4]);
+    if proto == PROTO_UDP {
+        let well_formed = usize::from(be16(p, ip_len + 4)) == p.len() - ip_len;
+        let payload = p.len() - ip_len - UDP_HEADER_LEN;
+        // An IPv4 datagram may go without a checksum: then there is nothing to
+        // verify before the kernel gives the merged one a fresh checksum.
+        let has_checksum = v6 || be16(p, ip_len + UDP_CSUM_OFFSET) != 0;
+        return Class::Segment(Segment {
+            key,
+            ip_len,
+            tcp_len: UDP_HEADER_LEN,
+            seq: 0,
+            payload,
+            psh: false,
+            candidate: candidate_ip && well_formed && payload > 0 && has_checksum,
+        });
+    }
     let tcp_len = usize::from(p[ip_len + 12] >> 4) * 4;
     let flags = p[ip_len + 13];
     let well_formed = tcp_len >= 20 && p.len() >= ip_len + tcp_len;
@@ -324,7 +373,7 @@ fn classify(p: &[u8]) -> Class {
         0
     };
     let psh = flags == TCP_ACK | TCP_PSH;
-    Class::Tcp(Tcp {
+    Class::Segment(Segment {
         key,
         ip_len,
         tcp_len,
@@ -337,7 +386,7 @@ fn classify(p: &[u8]) -> Class {
 
 /// The pairwise GRO rules between a group (whose head is `head`) and the
 /// candidate segment `p` of the same flow.
-fn can_append(g: &Group, head: &[u8], p: &Tcp, packet: &[u8]) -> bool {
+fn can_append(g: &Group, head: &[u8], p: &Segment, packet: &[u8]) -> bool {
     if p.ip_len != g.ip_len || p.tcp_len != g.tcp_len {
         return false;
     }
@@ -349,22 +398,26 @@ fn can_append(g: &Group, head: &[u8], p: &Tcp, packet: &[u8]) -> bool {
         head[1] == packet[1] && head[6] >> 5 == packet[6] >> 5 && head[8] == packet[8]
     };
     let t = g.ip_len;
+    let fits = p.payload <= g.mss && g.ip_len + g.tcp_len + g.payload + p.payload <= MAX_PACKET;
+    if g.key.proto == PROTO_UDP {
+        return same_ip && fits;
+    }
     // Same acknowledgement number, same options (timestamps included).
     same_ip
         && head[t + 8..t + 12] == packet[t + 8..t + 12]
         && head[t + 20..t + g.tcp_len] == packet[t + 20..t + g.tcp_len]
         && p.seq == g.next_seq
-        && p.payload <= g.mss
-        && g.ip_len + g.tcp_len + g.payload + p.payload <= MAX_PACKET
+        && fits
 }
 
-/// Whether the IPv4 header checksum (if any) and the TCP checksum hold.
-fn checksums_valid(p: &[u8], ip_len: usize, v6: bool) -> bool {
+/// Whether the IPv4 header checksum (if any) and the TCP or UDP checksum hold.
+fn checksums_valid(p: &[u8], ip_len: usize, key: &FlowKey) -> bool {
+    let v6 = key.v6;
     if !v6 && checksum::sum(&p[..ip_len]) != 0xffff {
         return false;
     }
     let (src, dst) = addrs(p, v6);
-    let ph = checksum::pseudo_header(src, dst, PROTO_TCP, p.len() - ip_len);
+    let ph = checksum::pseudo_header(src, dst, key.proto, p.len() - ip_len);
     checksum::add(ph, checksum::sum(&p[ip_len..])) == 0xffff
 }
 
@@ -372,7 +425,7 @@ fn checksums_valid(p: &[u8], ip_len: usize, v6: bool) -> bool {
 /// and TCP headers for the kernel to segment.
 fn finish(slot: &mut Slot) {
     let (hdr_bytes, pkt) = slot.buf.split_at_mut(VNET_HDR_LEN);
-    let hdr = match &slot.tcp {
+    let hdr = match &slot.group {
         Some(g) if g.segments > 1 => {
             // A group's length is capped at MAX_PACKET in `can_append`, and
             // its headers are at most 120 bytes: the casts are exact.
@@ -383,26 +436,34 @@ fn finish(slot: &mut Slot) {
                 put16(pkt, 2, total as u16);
                 put16(pkt, 10, checksum::ipv4_header(&pkt[..g.ip_len]));
             }
-            if g.psh {
+            let udp = g.key.proto == PROTO_UDP;
+            if udp {
+                put16(pkt, g.ip_len + UDP_LEN_OFFSET, (total - g.ip_len) as u16);
+            } else if g.psh {
                 pkt[g.ip_len + 13] |= TCP_PSH;
             }
             // CHECKSUM_PARTIAL convention: the field holds the folded,
-            // uncomplemented pseudo-header sum over the whole TCP length;
+            // uncomplemented pseudo-header sum over the whole L4 length;
             // the kernel adds the rest when it segments or delivers.
             let (src, dst) = addrs(pkt, g.key.v6);
-            let ph = checksum::pseudo_header(src, dst, PROTO_TCP, total - g.ip_len);
-            put16(pkt, g.ip_len + TCP_CSUM_OFFSET, ph);
+            let ph = checksum::pseudo_header(src, dst, g.key.proto, total - g.ip_len);
+            let csum_offset = if udp {
+                UDP_CSUM_OFFSET
+            } else {
+                TCP_CSUM_OFFSET
+            };
+            put16(pkt, g.ip_len + csum_offset, ph);
             VirtioNetHdr {
                 flags: VirtioNetHdr::F_NEEDS_CSUM,
-                gso_type: if g.key.v6 {
-                    VirtioNetHdr::GSO_TCPV6
-                } else {
-                    VirtioNetHdr::GSO_TCPV4
+                gso_type: match (udp, g.key.v6) {
+                    (true, _) => VirtioNetHdr::GSO_UDP_L4,
+                    (false, true) => VirtioNetHdr::GSO_TCPV6,
+                    (false, false) => VirtioNetHdr::GSO_TCPV4,
                 },
                 hdr_len: (g.ip_len + g.tcp_len) as u16,
                 gso_size: g.mss as u16,
                 csum_start: g.ip_len as u16,
-                csum_offset: TCP_CSUM_OFFSET as u16,
+                csum_offset: csum_offset as u16,
             }
         }
         _ => VirtioNetHdr::NONE,

@@ -181,10 +181,12 @@ pub fn config_path(arg: &str) -> Result<(PathBuf, String), String> {
             arg.to_string(),
         ));
     }
+    // Split on the last '/' by hand: `Path::file_name` would skip a trailing slash and
+    // accept "wg0.conf/", which wg-quick's `(^|/)name\.conf$` rejects.
     let path = PathBuf::from(arg);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
+    let name = arg
+        .rsplit('/')
+        .next()
         .and_then(|n| n.strip_suffix(".conf"))
         .filter(|n| is_interface_name(n))
         .map(str::to_string)

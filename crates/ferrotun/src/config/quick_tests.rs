@@ -155,4 +155,7 @@ fn config_paths() {
     assert_eq!(config_path("/tmp/x/home.conf").unwrap().1, "home");
     assert!(config_path("/tmp/x/home.txt").is_err());
     assert!(config_path("/tmp/x/averyveryverylongname.conf").is_err());
+    // wg-quick matches `(^|/)name\.conf$` on the text itself, so a trailing slash fails.
+    assert!(config_path("/tmp/x/r.conf/").is_err());
+    assert!(config_path("r.conf/").is_err());
 }

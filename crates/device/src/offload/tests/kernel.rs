@@ -249,3 +249,80 @@ fn kernel_super_packets_split_into_the_originals() {
         }
     });
 }
+
+/// `count` UDP datagrams from port `sport` read from `q` (a TUN without offloads).
+fn read_udp(q: &TunQueue, sport: u16, count: usize) -> Vec<Vec<u8>> {
+    let ep = Epoll::new().unwrap();
+    ep.add(q, 0, Interest::READABLE).unwrap();
+    let mut evs = [Event::EMPTY; 1];
+    let mut buf = vec![0u8; 65535];
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "timed out with {} of {count} datagrams",
+            got.len()
+        );
+        ep.wait(&mut evs, Some(Duration::from_millis(50))).unwrap();
+        loop {
+            let n = match q.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("read: {e}"),
+            };
+            let p = &buf[..n];
+            let (l, proto) = l4_of(p);
+            if proto == 17 && u16::from_be_bytes([p[l], p[l + 1]]) == sport {
+                got.push(p.to_vec());
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn kernel_cuts_our_udp_super_packets_back_into_the_datagrams() {
+    let Some(ns) = Netns::new() else { return };
+    ns.run(|| {
+        let (a, b) = two_tuns(&ns, false);
+        if a.offloads() & libc::TUN_F_USO4 == 0 {
+            eprintln!("this kernel has no USO on TUN; nothing to test");
+            return;
+        }
+        let (qa, qb) = (&a.queues()[0], &b.queues()[0]);
+        for (i, f) in flows().iter().enumerate() {
+            let sport = 42000 + i as u16;
+            let mut datagrams: Vec<Vec<u8>> = (0..30)
+                .map(|k| udp_packet(&f.ip, sport, 9, &payload(100, k)))
+                .collect();
+            datagrams.push(udp_packet(&f.ip, sport, 9, &payload(40, 99)));
+            let mut gro = Coalescer::new(64);
+            gro.merge_udp(true);
+            for d in &datagrams {
+                gro.push(d).unwrap();
+            }
+            let outs = drain_all(&mut gro);
+            assert_eq!(outs.len(), 1, "one super-packet");
+            let hdr = VirtioNetHdr::parse(&outs[0]).unwrap();
+            assert_eq!(hdr.gso_type, VirtioNetHdr::GSO_UDP_L4);
+            qa.write(&outs[0])
+                .expect("kernel accepts the UDP super-packet");
+
+            let got = read_udp(qb, sport, datagrams.len());
+            assert_eq!(got.len(), datagrams.len());
+            for (k, (g, d)) in got.iter().zip(&datagrams).enumerate() {
+                verify(g).unwrap_or_else(|e| panic!("datagram {k} from the kernel: {e}"));
+                // The kernel numbers the IPv4 ids of the pieces itself.
+                let (mut g, mut want) = (g.clone(), forwarded(d));
+                if g[0] >> 4 == 4 {
+                    for p in [&mut g, &mut want] {
+                        p[4..6].fill(0);
+                        p[10..12].fill(0);
+                    }
+                }
+                assert_eq!(g, want, "datagram {k}");
+            }
+        }
+    });
+}
