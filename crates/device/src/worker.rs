@@ -7,12 +7,11 @@ use crate::control::Job;
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
-use crate::offload::{segment_count, split, split_from, Coalescer, MAX_PACKET};
+use crate::offload::{split_from, write_or_split, Coalescer, TunWrite, MAX_PACKET};
 use crate::steal::{Crew, ShareGate};
 use crate::steer::Steering;
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
-use crate::vnet::VirtioNetHdr;
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
 use crossbeam_channel::Sender;
@@ -521,37 +520,23 @@ impl Worker {
 
     /// Writes the merged packets of a batch to the TUN.
     fn flush_to_tun(&self, coalescer: &mut Coalescer) {
-        coalescer.drain(
-            |packet| match self.tun_for(after_vnet(packet)).write(packet) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && is_gso(packet) => {
-                    tracing::warn!("the TUN refuses merged packets; writing them one by one");
-                    self.gro_refused.set(true);
-                    self.write_segments(packet);
+        coalescer.drain(|packet| {
+            let written = write_or_split(packet, |p| self.tun_for(after_vnet(p)).write(p));
+            match written {
+                Ok(TunWrite::Whole) => {}
+                Ok(TunWrite::Split { segments, failed }) => {
+                    if !self.gro_refused.replace(true) {
+                        tracing::warn!(
+                            "the TUN refuses merged packets; writing them one by one from now on"
+                        );
+                    }
+                    if failed > 0 {
+                        tracing::debug!("TUN refused {failed} of {segments} split packets");
+                    }
                 }
                 Err(e) => tracing::debug!("TUN write failed: {e}"),
-            },
-        );
-    }
-
-    /// Writes a merged packet the TUN refused as the segments it was made of, each with
-    /// a plain virtio header.
-    fn write_segments(&self, packet: &[u8]) {
-        let Ok(count) = segment_count(packet) else {
-            return;
-        };
-        let mut outs: Vec<Vec<u8>> = (0..count).map(|_| vec![0u8; BUF_SIZE]).collect();
-        let mut lens = vec![0usize; count];
-        let Ok(n) = split(packet, &mut outs, VNET_HDR_LEN, &mut lens) else {
-            return;
-        };
-        for (out, len) in outs.iter_mut().zip(&lens).take(n) {
-            VirtioNetHdr::NONE.write(out);
-            let out = &out[..VNET_HDR_LEN + len];
-            if let Err(e) = self.tun_for(after_vnet(out)).write(out) {
-                tracing::debug!("TUN write failed: {e}");
             }
-        }
+        });
     }
 
     /// Hands one received datagram on: its decrypted packet to the TUN, a handshake
@@ -625,10 +610,6 @@ type Opened = Option<Result<TransportRx, RxError>>;
 /// The IP packet behind a virtio-net header.
 fn after_vnet(packet: &[u8]) -> &[u8] {
     packet.get(VNET_HDR_LEN..).unwrap_or_default()
-}
-
-fn is_gso(packet: &[u8]) -> bool {
-    VirtioNetHdr::parse(packet).is_some_and(|h| h.is_gso())
 }
 
 fn wait_writable(sock: &UdpSocket) {

@@ -276,12 +276,16 @@ impl Default for Coalescer {
     }
 }
 
-/// IPv6 next-header values that are extension headers (RFC 8200 and the
-/// IANA list), behind which a TCP header may hide.
 const UDP_HEADER_LEN: usize = 8;
+/// Most datagrams in one GSO_UDP_L4 packet: the kernel refuses more than its
+/// `UDP_MAX_SEGMENTS` (128 now, 64 in older kernels), and a GRO batch of small
+/// datagrams could otherwise reach a thousand.
+pub(super) const MAX_UDP_SEGMENTS: usize = 64;
 const UDP_LEN_OFFSET: usize = 4;
 const UDP_CSUM_OFFSET: usize = 6;
 
+/// IPv6 next-header values that are extension headers (RFC 8200 and the
+/// IANA list), behind which a TCP header may hide.
 fn is_ipv6_extension(next: u8) -> bool {
     matches!(
         next,
@@ -400,7 +404,7 @@ fn can_append(g: &Group, head: &[u8], p: &Segment, packet: &[u8]) -> bool {
     let t = g.ip_len;
     let fits = p.payload <= g.mss && g.ip_len + g.tcp_len + g.payload + p.payload <= MAX_PACKET;
     if g.key.proto == PROTO_UDP {
-        return same_ip && fits;
+        return same_ip && fits && g.segments < MAX_UDP_SEGMENTS;
     }
     // Same acknowledgement number, same options (timestamps included).
     same_ip

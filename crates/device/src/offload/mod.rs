@@ -25,12 +25,14 @@
 
 pub mod checksum;
 mod coalesce;
+mod refused;
 mod split;
 
 #[cfg(test)]
 mod tests;
 
 pub use coalesce::{Coalescer, DEFAULT_CAPACITY};
+pub use refused::{write_or_split, TunWrite};
 pub use split::{segment_count, split, split_from};
 
 /// Largest IP packet a TUN read or write carries (the IPv4 total length and

@@ -1,4 +1,5 @@
 use super::util::*;
+use crate::offload::coalesce::MAX_UDP_SEGMENTS;
 use crate::offload::{Coalescer, OffloadError};
 use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
 
@@ -443,6 +444,25 @@ fn udp_datagrams_merge_into_one_uso_packet_and_split_back() {
         back.iter().for_each(|p| verify(p).unwrap());
         assert_eq!(without_ids(back), without_ids(pkts));
     }
+}
+
+#[test]
+fn udp_groups_stop_at_the_kernel_segment_limit() {
+    // 200 small datagrams of one flow in one batch: more than the kernel takes
+    // in one GSO_UDP_L4 packet, so they leave as several, in order.
+    let pkts: Vec<Vec<u8>> = (0..200)
+        .map(|k| datagram(false, 5000, 8, k as u8))
+        .collect();
+    let mut c = udp_coalescer();
+    push_all(&mut c, &pkts);
+    let outs = drain_all(&mut c);
+    let counts: Vec<usize> = outs.iter().map(|o| split_all(o).unwrap().len()).collect();
+    assert_eq!(
+        counts,
+        [MAX_UDP_SEGMENTS, MAX_UDP_SEGMENTS, MAX_UDP_SEGMENTS, 8]
+    );
+    let back: Vec<Vec<u8>> = outs.iter().flat_map(|o| split_all(o).unwrap()).collect();
+    assert_eq!(without_ids(back), without_ids(pkts));
 }
 
 #[test]

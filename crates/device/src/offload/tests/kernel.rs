@@ -8,7 +8,7 @@
 
 use super::coalesce::{drain_all, Flow};
 use super::util::*;
-use crate::offload::{Coalescer, OffloadError};
+use crate::offload::{write_or_split, Coalescer, OffloadError, TunWrite};
 use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
 use crate::{set_up, Epoll, Event, Interest, Tun, TunQueue};
 use std::io;
@@ -325,4 +325,66 @@ fn kernel_cuts_our_udp_super_packets_back_into_the_datagrams() {
             }
         }
     });
+}
+
+#[test]
+fn a_super_packet_the_kernel_refuses_goes_in_as_its_datagrams() {
+    let Some(ns) = Netns::new() else { return };
+    ns.run(|| {
+        let (a, b) = two_tuns(&ns, false);
+        if a.offloads() & libc::TUN_F_USO4 == 0 {
+            eprintln!("this kernel has no USO on TUN; nothing to test");
+            return;
+        }
+        let (qa, qb) = (&a.queues()[0], &b.queues()[0]);
+        for f in flows() {
+            // 200 datagrams of 8 bytes in one GSO_UDP_L4 packet: past the
+            // kernel's UDP_MAX_SEGMENTS, so the write is refused with EINVAL.
+            let data = payload(200 * 8, 7);
+            let refused = udp_super(&f.ip, &data, 8);
+            let err = qa
+                .write(&refused)
+                .expect_err("the kernel takes 200 segments");
+            assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+
+            let written = write_or_split(&refused, |p| qa.write(p)).unwrap();
+            assert_eq!(
+                written,
+                TunWrite::Split {
+                    segments: 200,
+                    failed: 0
+                }
+            );
+            let got = read_udp(qb, 5353, 200);
+            for (k, g) in got.iter().enumerate() {
+                verify(g).unwrap_or_else(|e| panic!("datagram {k}: {e}"));
+                let (l, _) = l4_of(g);
+                assert_eq!(&g[l + 8..], &data[k * 8..k * 8 + 8], "datagram {k}");
+            }
+
+            // What the kernel takes goes in whole.
+            let fine = udp_super(&f.ip, &data[..30 * 8], 8);
+            assert_eq!(
+                write_or_split(&fine, |p| qa.write(p)).unwrap(),
+                TunWrite::Whole
+            );
+            assert_eq!(read_udp(qb, 5353, 30).len(), 30);
+        }
+    });
+}
+
+#[test]
+fn other_tun_write_errors_are_not_retried() {
+    let mut calls = 0;
+    let packet = udp_super(&Ip::v4(), &payload(400, 1), 100);
+    let e = write_or_split(&packet, |_| {
+        calls += 1;
+        Err(io::Error::from_raw_os_error(libc::EIO))
+    })
+    .unwrap_err();
+    assert_eq!((e.raw_os_error(), calls), (Some(libc::EIO), 1));
+    // EINVAL for a plain packet: nothing to cut, the error is the answer.
+    let plain = with_vnet(VirtioNetHdr::NONE, &udp_packet(&Ip::v4(), 1, 2, b"x"));
+    let e = write_or_split(&plain, |_| Err(io::Error::from_raw_os_error(libc::EINVAL)));
+    assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::EINVAL));
 }
