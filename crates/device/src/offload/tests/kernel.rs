@@ -107,21 +107,17 @@ fn two_tuns(ns: &Netns, b_offload: bool) -> (Tun, Tun) {
     (a, b)
 }
 
-/// Packets of flow `sport` read from `q` (TCP only; other traffic such as
-/// router solicitations is skipped) until `want` payload bytes arrived.
-fn read_flow(q: &TunQueue, sport: u16, want: usize) -> Vec<Vec<u8>> {
+/// Reads packets from `q`, handing each to `take`, until `take` has all it
+/// wants (says `true`); panics after 5 s with `progress()` in the message.
+fn read_until(q: &TunQueue, progress: impl Fn() -> String, mut take: impl FnMut(&[u8]) -> bool) {
     let ep = Epoll::new().unwrap();
     ep.add(q, 0, Interest::READABLE).unwrap();
     let mut evs = [Event::EMPTY; 1];
     let mut buf = vec![0u8; VNET_HDR_LEN + 65535];
-    let mut got = Vec::new();
-    let mut bytes = 0;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while bytes < want {
-        assert!(
-            Instant::now() < deadline,
-            "timed out with {bytes} of {want} bytes"
-        );
+    let mut done = false;
+    while !done {
+        assert!(Instant::now() < deadline, "timed out with {}", progress());
         ep.wait(&mut evs, Some(Duration::from_millis(50))).unwrap();
         loop {
             let n = match q.read(&mut buf) {
@@ -129,25 +125,32 @@ fn read_flow(q: &TunQueue, sport: u16, want: usize) -> Vec<Vec<u8>> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => panic!("read: {e}"),
             };
-            let p = buf[..n].to_vec();
-            let ip = if q.vnet_hdr() {
-                &p[VNET_HDR_LEN..]
-            } else {
-                &p[..]
-            };
-            let (l, proto) = l4_of(ip);
-            if proto != 6 || u16::from_be_bytes([ip[l], ip[l + 1]]) != sport {
-                continue;
-            }
-            if q.vnet_hdr() && VirtioNetHdr::parse(&p).unwrap().is_gso() {
-                bytes += ip.len() - l - usize::from(ip[l + 12] >> 4) * 4;
-            } else {
-                bytes += tcp_payload(ip).len();
-            }
-            got.push(p);
+            done |= take(&buf[..n]);
         }
     }
-    got
+}
+
+/// Packets of flow `sport` read from `q` (TCP only; other traffic such as
+/// router solicitations is skipped) until `want` payload bytes arrived.
+fn read_flow(q: &TunQueue, sport: u16, want: usize) -> Vec<Vec<u8>> {
+    let got = std::cell::RefCell::new(Vec::new());
+    let bytes = std::cell::Cell::new(0);
+    let progress = || format!("{} of {want} bytes", bytes.get());
+    read_until(q, progress, |p| {
+        let ip = if q.vnet_hdr() { &p[VNET_HDR_LEN..] } else { p };
+        let (l, proto) = l4_of(ip);
+        if proto != 6 || u16::from_be_bytes([ip[l], ip[l + 1]]) != sport {
+            return bytes.get() >= want;
+        }
+        if q.vnet_hdr() && VirtioNetHdr::parse(p).unwrap().is_gso() {
+            bytes.set(bytes.get() + ip.len() - l - usize::from(ip[l + 12] >> 4) * 4);
+        } else {
+            bytes.set(bytes.get() + tcp_payload(ip).len());
+        }
+        got.borrow_mut().push(p.to_vec());
+        bytes.get() >= want
+    });
+    got.into_inner()
 }
 
 /// What forwarding does to a packet: TTL / hop limit down by one.
@@ -252,37 +255,21 @@ fn kernel_super_packets_split_into_the_originals() {
 
 /// `count` UDP datagrams from port `sport` read from `q` (a TUN without offloads).
 fn read_udp(q: &TunQueue, sport: u16, count: usize) -> Vec<Vec<u8>> {
-    let ep = Epoll::new().unwrap();
-    ep.add(q, 0, Interest::READABLE).unwrap();
-    let mut evs = [Event::EMPTY; 1];
-    let mut buf = vec![0u8; 65535];
-    let mut got = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while got.len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "timed out with {} of {count} datagrams",
-            got.len()
-        );
-        ep.wait(&mut evs, Some(Duration::from_millis(50))).unwrap();
-        loop {
-            let n = match q.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("read: {e}"),
-            };
-            let p = &buf[..n];
-            let (l, proto) = l4_of(p);
-            if proto == 17 && u16::from_be_bytes([p[l], p[l + 1]]) == sport {
-                got.push(p.to_vec());
-            }
+    let got = std::cell::RefCell::new(Vec::new());
+    let progress = || format!("{} of {count} datagrams", got.borrow().len());
+    read_until(q, progress, |p| {
+        let (l, proto) = l4_of(p);
+        if proto == 17 && u16::from_be_bytes([p[l], p[l + 1]]) == sport {
+            got.borrow_mut().push(p.to_vec());
         }
-    }
-    got
+        got.borrow().len() >= count
+    });
+    got.into_inner()
 }
 
-#[test]
-fn kernel_cuts_our_udp_super_packets_back_into_the_datagrams() {
+/// Runs `f` with the queues of [`two_tuns`] (`b` without offloads), if this
+/// kernel's TUN takes USO.
+fn with_uso_tuns(f: impl FnOnce(&TunQueue, &TunQueue) + Send) {
     let Some(ns) = Netns::new() else { return };
     ns.run(|| {
         let (a, b) = two_tuns(&ns, false);
@@ -290,7 +277,13 @@ fn kernel_cuts_our_udp_super_packets_back_into_the_datagrams() {
             eprintln!("this kernel has no USO on TUN; nothing to test");
             return;
         }
-        let (qa, qb) = (&a.queues()[0], &b.queues()[0]);
+        f(&a.queues()[0], &b.queues()[0]);
+    });
+}
+
+#[test]
+fn kernel_cuts_our_udp_super_packets_back_into_the_datagrams() {
+    with_uso_tuns(|qa, qb| {
         for (i, f) in flows().iter().enumerate() {
             let sport = 42000 + i as u16;
             let mut datagrams: Vec<Vec<u8>> = (0..30)
@@ -329,14 +322,7 @@ fn kernel_cuts_our_udp_super_packets_back_into_the_datagrams() {
 
 #[test]
 fn a_super_packet_the_kernel_refuses_goes_in_as_its_datagrams() {
-    let Some(ns) = Netns::new() else { return };
-    ns.run(|| {
-        let (a, b) = two_tuns(&ns, false);
-        if a.offloads() & libc::TUN_F_USO4 == 0 {
-            eprintln!("this kernel has no USO on TUN; nothing to test");
-            return;
-        }
-        let (qa, qb) = (&a.queues()[0], &b.queues()[0]);
+    with_uso_tuns(|qa, qb| {
         for f in flows() {
             // 200 datagrams of 8 bytes in one GSO_UDP_L4 packet: past the
             // kernel's UDP_MAX_SEGMENTS, so the write is refused with EINVAL.
