@@ -408,20 +408,6 @@ fn datagram(v6: bool, sport: u16, len: usize, salt: u8) -> Vec<u8> {
     udp_packet(&ip, sport, 53, &payload(len, salt))
 }
 
-/// Without the IPv4 id and header checksum: the pieces of a merged packet get
-/// ids counted up from the first one's, as the kernel numbers them.
-fn without_ids(pkts: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    pkts.into_iter()
-        .map(|mut p| {
-            if p[0] >> 4 == 4 {
-                p[4..6].fill(0);
-                p[10..12].fill(0);
-            }
-            p
-        })
-        .collect()
-}
-
 fn udp_coalescer() -> Coalescer {
     let mut c = Coalescer::new(64);
     c.merge_udp(true);

@@ -342,3 +342,17 @@ pub fn tcp_payload(pkt: &[u8]) -> &[u8] {
     let doff = usize::from(pkt[l + 12] >> 4) * 4;
     &pkt[l + doff..]
 }
+
+/// Without the IPv4 id and header checksum: the pieces of a merged packet get
+/// ids counted up from the first one's, as the kernel numbers them.
+pub fn without_ids(pkts: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    pkts.into_iter()
+        .map(|mut p| {
+            if p[0] >> 4 == 4 {
+                p[4..6].fill(0);
+                p[10..12].fill(0);
+            }
+            p
+        })
+        .collect()
+}
