@@ -562,6 +562,9 @@ impl Worker {
                         }
                     }
                 }
+                if rx.dropped.is_some() {
+                    self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+                }
                 if rx.outcome.confirmed_session {
                     self.submit(Job::SendStaged(rx.peer.clone()));
                 }

@@ -134,9 +134,13 @@ pub enum RxError {
 pub struct TransportRx {
     pub peer: PeerRef,
     /// The inner packet lives at `datagram[TRANSPORT_HEADER_LEN..][..packet_len]`; zero for
-    /// a keepalive.
+    /// a keepalive and for a dropped packet.
     pub packet_len: usize,
     pub outcome: ReceiveOutcome,
+    /// Why the inner packet must not reach the TUN although the datagram was authentic.
+    /// The peer's endpoint, timers, key confirmation and counters were updated all the
+    /// same, as the kernel and wireguard-go do, so `outcome` still wants acting on.
+    pub dropped: Option<RxError>,
 }
 
 /// Drop counters for the whole interface.
@@ -400,7 +404,9 @@ impl Interface {
 
     /// Decrypts a transport message in place and does every check before its inner packet
     /// may reach the TUN: session freshness, AEAD, replay, and that the inner source address
-    /// is one the sending peer is allowed to use.
+    /// is one the sending peer is allowed to use. Once the datagram is authentic it counts
+    /// for the peer whatever its inner packet is: a bad or disallowed inner packet comes
+    /// back in [`TransportRx::dropped`], not as an error.
     pub fn receive_transport(
         &self,
         datagram: &mut [u8],
@@ -420,15 +426,14 @@ impl Interface {
         let inner = datagram
             .get(wire::TRANSPORT_HEADER_LEN..wire::TRANSPORT_HEADER_LEN + padded_len)
             .ok_or(RxError::Malformed)?;
-        let packet_len = if padded_len == 0 {
-            0
-        } else {
-            let len = ip::claimed_len(inner).ok_or(RxError::BadInnerPacket)?;
-            let source = ip::source(inner).ok_or(RxError::BadInnerPacket)?;
-            if self.routes.read().lookup(source) != Some(&peer) {
-                return Err(RxError::SourceNotAllowed);
+        let carried_data = padded_len > 0;
+        let (packet_len, dropped) = if carried_data {
+            match self.inner_packet_len(inner, &peer) {
+                Ok(len) => (len, None),
+                Err(e) => (0, Some(e)),
             }
-            len
+        } else {
+            (0, None)
         };
         let mut reg = Registry {
             table: &self.indices,
@@ -439,14 +444,25 @@ impl Interface {
             src,
             env,
             wire_len,
-            packet_len > 0,
+            carried_data,
             &mut reg,
         );
         Ok(TransportRx {
             peer,
             packet_len,
             outcome,
+            dropped,
         })
+    }
+
+    /// The length of a decrypted inner packet that may go to the TUN.
+    fn inner_packet_len(&self, inner: &[u8], peer: &PeerRef) -> Result<usize, RxError> {
+        let len = ip::claimed_len(inner).ok_or(RxError::BadInnerPacket)?;
+        let source = ip::source(inner).ok_or(RxError::BadInnerPacket)?;
+        if self.routes.read().lookup(source) != Some(peer) {
+            return Err(RxError::SourceNotAllowed);
+        }
+        Ok(len)
     }
 
     // ------------------------------------------------------------ handshake path

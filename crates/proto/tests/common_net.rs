@@ -106,7 +106,12 @@ impl Net {
     /// Sends an inner packet from node `from` through its interface and delivers everything.
     pub fn send(&mut self, from: usize, payload: &[u8]) {
         let packet = self.ip_packet(from, payload);
-        let out = self.nodes[from].iface.encapsulate(&packet, self.env());
+        self.send_packet(from, &packet);
+    }
+
+    /// Sends a whole inner packet (any addresses) from node `from` and delivers everything.
+    pub fn send_packet(&mut self, from: usize, packet: &[u8]) {
+        let out = self.nodes[from].iface.encapsulate(packet, self.env());
         self.emit(from, out);
         self.deliver();
     }
