@@ -2,14 +2,13 @@
 //! control thread, around the protocol core's [`Interface`].
 
 use crate::clock::Clock;
-use crate::control::{self, Control, Job};
+use crate::control::{self, Control, Jobs};
 use crate::netset::NetSet;
 use crate::steal::Crew;
 use crate::steer::Steering;
 use crate::tun::{Tun, TunQueue};
 use crate::worker::{DataCounters, Worker};
 use crate::Cancel;
-use crossbeam_channel::Sender;
 use ferrotun_proto::interface::{Env, Interface};
 use ferrotun_proto::peer::Datagram;
 use parking_lot::{Mutex, RwLock};
@@ -42,7 +41,7 @@ pub struct Device {
     clock: Clock,
     cancel: Cancel,
     net: Arc<RwLock<Arc<NetSet>>>,
-    jobs: Sender<Job>,
+    jobs: Jobs,
     workers: Mutex<Option<Generation>>,
     control: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<DataCounters>,

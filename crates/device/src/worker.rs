@@ -3,7 +3,7 @@
 //! flow stays on one worker and its peer's lock is almost never contended.
 
 use crate::clock::Clock;
-use crate::control::Job;
+use crate::control::{Job, Jobs};
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::netset::NetSet;
@@ -14,10 +14,9 @@ use crate::tun::{is_gone, TunQueue};
 use crate::udp::{RecvMeta, Transmit, UdpSocket};
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
-use crossbeam_channel::Sender;
 use ferrotun_proto::interface::{Env, Interface, PeerRef, RxError, TransportRx};
 use ferrotun_proto::session::{padded_len, Keypair};
-use ferrotun_proto::wire::{TAG_LEN, TRANSPORT_HEADER_LEN};
+use ferrotun_proto::wire::{self, Message, TAG_LEN, TRANSPORT_HEADER_LEN};
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
@@ -55,7 +54,7 @@ pub struct Worker {
     pub uso: bool,
     pub net: Arc<NetSet>,
     pub iface: Arc<Interface>,
-    pub jobs: Sender<Job>,
+    pub jobs: Jobs,
     pub clock: Clock,
     pub counters: Arc<DataCounters>,
     /// The other workers of this generation: where a big batch's crypto is offered.
@@ -572,7 +571,9 @@ impl Worker {
                     self.submit(Job::Initiate(rx.peer));
                 }
             }
-            (None, Some(1..=3)) => self.submit(Job::Handshake {
+            // The exact size and type first, so the queue holds nothing bigger than an
+            // initiation (its memory bound) and the control thread no junk.
+            (None, _) if is_handshake_message(datagram) => self.submit(Job::Handshake {
                 data: datagram.to_vec(),
                 src,
             }),
@@ -605,6 +606,14 @@ impl Worker {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// An initiation, response or cookie reply of exactly its size (148, 92 or 64 bytes).
+fn is_handshake_message(datagram: &[u8]) -> bool {
+    matches!(
+        wire::parse(datagram),
+        Ok(Message::Initiation(_) | Message::Response(_) | Message::CookieReply(_))
+    )
 }
 
 /// A received datagram after decryption: `None` when it is not a transport message.

@@ -45,7 +45,11 @@ fn the_endpoint_and_counters_follow_an_authentic_packet_whose_inner_source_is_dr
     assert_eq!(rx.dropped, Some(RxError::SourceNotAllowed));
 
     let after = net.nodes[1].iface.snapshot(&peer_a);
-    assert_eq!(after.endpoint, Some(moved), "the endpoint follows the packet");
+    assert_eq!(
+        after.endpoint,
+        Some(moved),
+        "the endpoint follows the packet"
+    );
     assert_eq!(after.stats.rx_bytes, before.stats.rx_bytes + wire_len);
 
     // A replay of the same datagram is still refused outright.
@@ -75,7 +79,10 @@ fn an_inconsistent_inner_packet_still_counts_for_the_peer() {
         .iface
         .receive_transport(&mut data, moved, net.env())
         .expect("authentic");
-    assert_eq!((rx.packet_len, rx.dropped), (0, Some(RxError::BadInnerPacket)));
+    assert_eq!(
+        (rx.packet_len, rx.dropped),
+        (0, Some(RxError::BadInnerPacket))
+    );
     assert_eq!(net.nodes[1].iface.snapshot(&peer_a).endpoint, Some(moved));
 }
 
@@ -86,7 +93,10 @@ fn a_confirming_packet_with_a_disallowed_source_still_confirms_the_session() {
     // is the first transport message `b` sees: the one that confirms `b`'s session.
     let packet = spoofed(&net);
     net.send_packet(0, &packet);
-    assert!(net.nodes[1].delivered.is_empty(), "the inner packet is dropped");
+    assert!(
+        net.nodes[1].delivered.is_empty(),
+        "the inner packet is dropped"
+    );
     let peer_a = net.nodes[1].iface.peer_list()[0].clone();
     let stats = net.nodes[1].iface.snapshot(&peer_a).stats;
     assert!(
