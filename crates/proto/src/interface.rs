@@ -13,7 +13,10 @@ use crate::cookie::{check_macs, CookieChecker, MacVerdict};
 use crate::index::IndexTable;
 use crate::ip;
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::noise::{open_initiation, LocalStatic};
+use crate::noise::{
+    open_initiation, Handshake, InitiationEphemeral, LocalStatic, ResponseAgreement,
+    ResponseEphemeral,
+};
 use crate::peer::{Datagram, IndexRegistry, Peer, PeerCtx, PeerStats, ReceiveOutcome};
 use crate::ratelimiter::RateLimiter;
 use crate::session::Keypair;
@@ -33,6 +36,9 @@ pub use crate::time::Env;
 pub struct PeerCell {
     public_key: PublicKey,
     state: Mutex<Peer>,
+    /// The X25519 work of this peer's next initiation, done ahead outside `state`'s lock
+    /// (see `with_ctx`). Taken and put back only while `state` is not held.
+    spare: Mutex<Option<InitiationEphemeral>>,
 }
 
 /// A shared handle to one peer; equality is identity.
@@ -219,7 +225,11 @@ impl Interface {
                 table: &self.indices,
                 peer: &peer,
             };
-            peer.lock().set_local(local.as_deref(), &mut reg);
+            // The static-static X25519 happens here, before the peer's lock is taken.
+            let handshake = local
+                .as_deref()
+                .map(|l| Handshake::new(l, *peer.public_key(), PresharedKey::ZERO));
+            peer.lock().set_local(handshake, &mut reg);
         }
     }
 
@@ -270,6 +280,7 @@ impl Interface {
             PeerRef(Arc::new(PeerCell {
                 public_key: key,
                 state: Mutex::new(state),
+                spare: Mutex::new(None),
             }))
         });
         Some(peer.clone())
@@ -338,6 +349,9 @@ impl Interface {
     // ------------------------------------------------------------ plumbing
 
     /// Runs `f` with a full peer context; `None` when there is no private key.
+    ///
+    /// No X25519 runs under the peer's lock, which the data path needs for every batch:
+    /// an initiation `f` may start uses key agreement prepared here beforehand.
     fn with_ctx<T>(
         &self,
         peer: &PeerRef,
@@ -345,20 +359,39 @@ impl Interface {
         f: impl FnOnce(&mut Peer, &mut PeerCtx) -> T,
     ) -> Option<T> {
         let local = self.local.read().clone()?;
-        let mut p = peer.lock();
-        let mut rng = self.rng.lock();
-        let mut reg = Registry {
-            table: &self.indices,
-            peer,
+        let ephemeral = self.spare_ephemeral(peer);
+        let (out, unused) = {
+            let mut p = peer.lock();
+            let mut rng = self.rng.lock();
+            let mut reg = Registry {
+                table: &self.indices,
+                peer,
+            };
+            let mut ctx = PeerCtx {
+                now: env.now,
+                wall: env.wall,
+                local: &local,
+                rng: &mut **rng,
+                indices: &mut reg,
+                ephemeral,
+            };
+            let out = f(&mut p, &mut ctx);
+            (out, ctx.ephemeral.take())
         };
-        let mut ctx = PeerCtx {
-            now: env.now,
-            wall: env.wall,
-            local: &local,
-            rng: &mut **rng,
-            indices: &mut reg,
-        };
-        Some(f(&mut p, &mut ctx))
+        if unused.is_some() {
+            *peer.0.spare.lock() = unused;
+        }
+        Some(out)
+    }
+
+    /// The peer's prepared initiation key agreement, made now if there is none (two
+    /// X25519 operations, with no lock held). `None` only for an unusable peer key.
+    fn spare_ephemeral(&self, peer: &PeerRef) -> Option<InitiationEphemeral> {
+        if let Some(spare) = peer.0.spare.lock().take() {
+            return Some(spare);
+        }
+        let private = PrivateKey::generate(&mut &mut **self.rng.lock());
+        InitiationEphemeral::new(private, peer.public_key()).ok()
     }
 
     // ------------------------------------------------------------ data path
@@ -533,21 +566,36 @@ impl Interface {
             return None;
         }
         match message {
+            // The X25519 work of both messages runs between two short holds of the
+            // peer's lock: the first checks that it is worth doing, the second (which
+            // checks everything again) installs the result.
             Message::Initiation(msg) => {
                 let local = self.local.read().clone()?;
                 let opened = open_initiation(&local, &msg).ok()?;
                 let peer = self.peer(opened.remote_static())?;
-                self.with_ctx(&peer, env, |p, ctx| p.respond(opened, src, ctx).ok())
-                    .flatten()
-                    .map(|d| vec![d])
+                if !peer.lock().would_accept(&opened, env.now) {
+                    return None;
+                }
+                let private = PrivateKey::generate(&mut &mut **self.rng.lock());
+                let prepared = ResponseEphemeral::new(private, &opened).ok()?;
+                self.with_ctx(&peer, env, |p, ctx| {
+                    p.respond(opened, prepared, src, ctx).ok()
+                })
+                .flatten()
+                .map(|d| vec![d])
             }
             Message::Response(msg) => {
                 let entry = self.indices.read().get(msg.receiver_index())?.clone();
                 let IndexEntry::Handshake(peer) = entry else {
                     return None;
                 };
-                self.with_ctx(&peer, env, |p, ctx| p.consume_response(&msg, src, ctx).ok())
-                    .flatten()
+                let local = self.local.read().clone()?;
+                let ephemeral = peer.lock().pending_ephemeral(msg.receiver_index())?;
+                let agreement = ResponseAgreement::compute(&local, ephemeral, &msg).ok()?;
+                self.with_ctx(&peer, env, |p, ctx| {
+                    p.consume_response(&msg, agreement, src, ctx).ok()
+                })
+                .flatten()
             }
             _ => None,
         }
@@ -582,3 +630,7 @@ impl Interface {
             .min()
     }
 }
+
+#[cfg(test)]
+#[path = "interface_tests.rs"]
+mod tests;

@@ -64,6 +64,8 @@ pub enum HandshakeError {
     UnexpectedResponse,
     #[error("cookie reply received but no message was sent to this peer")]
     UnexpectedCookie,
+    #[error("precomputed key agreement belongs to another peer or message")]
+    StalePrecomputation,
 }
 
 /// TAI64N label of `wall`, with the nanoseconds coarsened to 2^24 ns so the timestamp does not
@@ -176,6 +178,124 @@ pub struct AcceptedInitiation {
 impl AcceptedInitiation {
     pub fn remote_index(&self) -> u32 {
         self.remote_index
+    }
+}
+
+/// The X25519 work of an initiation, done before the peer's state is touched: a fresh
+/// ephemeral key and its agreement with the peer's static key, which depend on nothing
+/// but the peer's public key. Used for exactly one initiation.
+#[derive(ZeroizeOnDrop)]
+pub struct InitiationEphemeral {
+    #[zeroize(skip)]
+    remote: PublicKey,
+    private: PrivateKey,
+    #[zeroize(skip)]
+    public: PublicKey,
+    es: [u8; 32],
+}
+
+impl InitiationEphemeral {
+    /// Costs two X25519 operations. Fails for a low-order peer key.
+    pub fn generate(
+        remote: &PublicKey,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, HandshakeError> {
+        Self::new(PrivateKey::generate(rng), remote)
+    }
+
+    /// As [`generate`](Self::generate), from an ephemeral key the caller drew.
+    pub fn new(private: PrivateKey, remote: &PublicKey) -> Result<Self, HandshakeError> {
+        let es = dh(&private, remote).map_err(|_| HandshakeError::InvalidPeerKey)?;
+        Ok(InitiationEphemeral {
+            remote: *remote,
+            public: private.public_key(),
+            private,
+            es,
+        })
+    }
+}
+
+/// The X25519 work of answering one opened initiation: a fresh ephemeral key and its
+/// agreements with the initiator's ephemeral and static keys, all taken from the message.
+#[derive(ZeroizeOnDrop)]
+pub struct ResponseEphemeral {
+    #[zeroize(skip)]
+    remote: PublicKey,
+    remote_ephemeral: [u8; 32],
+    private: PrivateKey,
+    #[zeroize(skip)]
+    public: PublicKey,
+    ee: [u8; 32],
+    se: [u8; 32],
+}
+
+impl ResponseEphemeral {
+    /// Costs three X25519 operations.
+    pub fn generate(
+        opened: &OpenedInitiation,
+        rng: &mut impl CryptoRngCore,
+    ) -> Result<Self, HandshakeError> {
+        Self::new(PrivateKey::generate(rng), opened)
+    }
+
+    /// As [`generate`](Self::generate), from an ephemeral key the caller drew.
+    pub fn new(private: PrivateKey, opened: &OpenedInitiation) -> Result<Self, HandshakeError> {
+        Self::agree(private, opened.remote_ephemeral, &opened.remote_static)
+    }
+
+    fn from_accepted(
+        private: PrivateKey,
+        accepted: &AcceptedInitiation,
+        remote: &PublicKey,
+    ) -> Result<Self, HandshakeError> {
+        Self::agree(private, accepted.remote_ephemeral, remote)
+    }
+
+    fn agree(
+        private: PrivateKey,
+        remote_ephemeral: [u8; 32],
+        remote: &PublicKey,
+    ) -> Result<Self, HandshakeError> {
+        let ee = dh(&private, &PublicKey::from_bytes(remote_ephemeral)).map_err(to_handshake)?;
+        let se = dh(&private, remote).map_err(|_| HandshakeError::InvalidPeerKey)?;
+        Ok(ResponseEphemeral {
+            remote: *remote,
+            remote_ephemeral,
+            public: private.public_key(),
+            private,
+            ee,
+            se,
+        })
+    }
+}
+
+/// The X25519 work of consuming one response: our pending ephemeral key's and our static
+/// key's agreements with the responder's ephemeral key. Computed from a copy of the
+/// pending ephemeral key; consuming checks that it is still the pending one.
+#[derive(ZeroizeOnDrop)]
+pub struct ResponseAgreement {
+    ephemeral: PrivateKey,
+    remote_ephemeral: [u8; 32],
+    ee: [u8; 32],
+    se: [u8; 32],
+}
+
+impl ResponseAgreement {
+    /// Costs two X25519 operations.
+    pub fn compute(
+        local: &LocalStatic,
+        ephemeral: PrivateKey,
+        msg: &wire::Response<'_>,
+    ) -> Result<Self, HandshakeError> {
+        let e_r = PublicKey::from_bytes(*msg.ephemeral());
+        let ee = dh(&ephemeral, &e_r).map_err(to_handshake)?;
+        let se = dh(&local.private, &e_r).map_err(to_handshake)?;
+        Ok(ResponseAgreement {
+            ephemeral,
+            remote_ephemeral: *msg.ephemeral(),
+            ee,
+            se,
+        })
     }
 }
 
@@ -343,7 +463,20 @@ impl Handshake {
         rng: &mut impl CryptoRngCore,
     ) -> Result<[u8; INITIATION_LEN], HandshakeError> {
         self.static_static()?;
-        let ephemeral = PrivateKey::generate(rng);
+        let ephemeral = InitiationEphemeral::generate(&self.remote, rng)?;
+        self.initiation_with(local, local_index, ephemeral, tai64n(wall), now)
+    }
+
+    /// [`create_initiation`](Self::create_initiation) with its X25519 work done beforehand
+    /// (no X25519 here).
+    pub fn create_initiation_prepared(
+        &mut self,
+        local: &LocalStatic,
+        local_index: u32,
+        ephemeral: InitiationEphemeral,
+        now: Instant,
+        wall: WallTime,
+    ) -> Result<[u8; INITIATION_LEN], HandshakeError> {
         self.initiation_with(local, local_index, ephemeral, tai64n(wall), now)
     }
 
@@ -351,12 +484,15 @@ impl Handshake {
         &mut self,
         local: &LocalStatic,
         local_index: u32,
-        ephemeral: PrivateKey,
+        ephemeral: InitiationEphemeral,
         timestamp: [u8; 12],
         now: Instant,
     ) -> Result<[u8; INITIATION_LEN], HandshakeError> {
         let ss = self.static_static()?;
-        let e_pub = ephemeral.public_key();
+        if ephemeral.remote != self.remote {
+            return Err(HandshakeError::StalePrecomputation);
+        }
+        let e_pub = ephemeral.public;
         let mut msg = [0u8; INITIATION_LEN];
         msg[..4].copy_from_slice(&wire::TYPE_INITIATION.to_le_bytes());
         msg[4..8].copy_from_slice(&local_index.to_le_bytes());
@@ -364,10 +500,7 @@ impl Handshake {
 
         let c = Zeroizing::new(kdf1(&C0, e_pub.as_bytes()));
         let h = hash(&[&self.remote_initial_hash, e_pub.as_bytes()]);
-        let es = Zeroizing::new(
-            dh(&ephemeral, &self.remote).map_err(|_| HandshakeError::InvalidPeerKey)?,
-        );
-        let (c, k) = kdf2(&c, &*es);
+        let (c, k) = kdf2(&c, &ephemeral.es);
         let (c, k) = (Zeroizing::new(c), Zeroizing::new(k));
         aead_seal(&k, 0, local.public.as_bytes(), &h, &mut msg[40..88]).map_err(to_handshake)?;
         let h = hash(&[&h, &msg[40..88]]);
@@ -386,7 +519,7 @@ impl Handshake {
         self.last_mac1_sent = Some(mac1);
         self.pending = Some(PendingInitiation {
             local_index,
-            ephemeral,
+            ephemeral: ephemeral.private.clone(),
             chaining: *c,
             hash: h,
         });
@@ -398,6 +531,30 @@ impl Handshake {
         &mut self,
         local: &LocalStatic,
         msg: &wire::Response<'_>,
+        now: Instant,
+    ) -> Result<SessionKeys, HandshakeError> {
+        let ephemeral = self
+            .pending_ephemeral(msg.receiver_index())
+            .ok_or(HandshakeError::UnexpectedResponse)?;
+        let agreement = ResponseAgreement::compute(local, ephemeral, msg)?;
+        self.consume_response_prepared(msg, agreement, now)
+    }
+
+    /// A copy of the ephemeral key of the pending initiation with this index, for
+    /// [`ResponseAgreement::compute`].
+    pub fn pending_ephemeral(&self, local_index: u32) -> Option<PrivateKey> {
+        self.pending
+            .as_ref()
+            .filter(|p| p.local_index == local_index)
+            .map(|p| p.ephemeral.clone())
+    }
+
+    /// [`consume_response`](Self::consume_response) with its X25519 work done beforehand
+    /// (no X25519 here). Refused unless the agreement used the initiation still pending.
+    pub fn consume_response_prepared(
+        &mut self,
+        msg: &wire::Response<'_>,
+        agreement: ResponseAgreement,
         _now: Instant,
     ) -> Result<SessionKeys, HandshakeError> {
         self.static_static()?;
@@ -405,13 +562,16 @@ impl Handshake {
             Some(p) if p.local_index == msg.receiver_index() => p,
             _ => return Err(HandshakeError::UnexpectedResponse),
         };
-        let e_r = PublicKey::from_bytes(*msg.ephemeral());
-        let c = Zeroizing::new(kdf1(&pending.chaining, e_r.as_bytes()));
-        let h = hash(&[&pending.hash, e_r.as_bytes()]);
-        let ee = Zeroizing::new(dh(&pending.ephemeral, &e_r).map_err(to_handshake)?);
-        let c = Zeroizing::new(kdf1(&c, &*ee));
-        let se = Zeroizing::new(dh(&local.private, &e_r).map_err(to_handshake)?);
-        let c = Zeroizing::new(kdf1(&c, &*se));
+        if pending.ephemeral != agreement.ephemeral
+            || *msg.ephemeral() != agreement.remote_ephemeral
+        {
+            return Err(HandshakeError::StalePrecomputation);
+        }
+        let e_r = msg.ephemeral();
+        let c = Zeroizing::new(kdf1(&pending.chaining, e_r));
+        let h = hash(&[&pending.hash, e_r]);
+        let c = Zeroizing::new(kdf1(&c, &agreement.ee));
+        let c = Zeroizing::new(kdf1(&c, &agreement.se));
         let (c, tau, k) = kdf3(&c, self.psk.as_bytes());
         let (c, tau, k) = (Zeroizing::new(c), Zeroizing::new(tau), Zeroizing::new(k));
         let h = hash(&[&h, &*tau]);
@@ -437,6 +597,30 @@ impl Handshake {
         opened: OpenedInitiation,
         now: Instant,
     ) -> Result<AcceptedInitiation, HandshakeError> {
+        let (c, timestamp) = self.check_initiation(&opened, now)?;
+        self.greatest_timestamp = timestamp;
+        self.last_initiation_accepted = Some(now);
+        Ok(AcceptedInitiation {
+            remote_index: opened.remote_index,
+            remote_ephemeral: opened.remote_ephemeral,
+            chaining: *c,
+            hash: hash(&[&opened.hash, &opened.encrypted_timestamp]),
+        })
+    }
+
+    /// Whether [`accept_initiation`](Self::accept_initiation) would accept `opened` now;
+    /// changes nothing and costs no X25519.
+    pub fn would_accept_initiation(&self, opened: &OpenedInitiation, now: Instant) -> bool {
+        self.check_initiation(opened, now).is_ok()
+    }
+
+    /// Authenticates `opened` and checks its freshness; returns the chaining key and the
+    /// timestamp to record.
+    fn check_initiation(
+        &self,
+        opened: &OpenedInitiation,
+        now: Instant,
+    ) -> Result<(Zeroizing<[u8; 32]>, [u8; 12]), HandshakeError> {
         let ss = self.static_static()?;
         if opened.remote_static != self.remote {
             return Err(HandshakeError::WrongPeer);
@@ -461,14 +645,7 @@ impl Handshake {
                 return Err(HandshakeError::Flood);
             }
         }
-        self.greatest_timestamp = timestamp;
-        self.last_initiation_accepted = Some(now);
-        Ok(AcceptedInitiation {
-            remote_index: opened.remote_index,
-            remote_ephemeral: opened.remote_ephemeral,
-            chaining: *c,
-            hash: hash(&[&opened.hash, &opened.encrypted_timestamp]),
-        })
+        Ok((c, timestamp))
     }
 
     /// Builds message 2 for an accepted initiation and derives the responder's keys.
@@ -481,7 +658,21 @@ impl Handshake {
         rng: &mut impl CryptoRngCore,
     ) -> Result<([u8; RESPONSE_LEN], SessionKeys), HandshakeError> {
         self.static_static()?;
-        let ephemeral = PrivateKey::generate(rng);
+        let private = PrivateKey::generate(rng);
+        let ephemeral = ResponseEphemeral::from_accepted(private, &accepted, &self.remote)?;
+        self.response_with(local, accepted, local_index, ephemeral, now)
+    }
+
+    /// [`create_response`](Self::create_response) with its X25519 work done beforehand
+    /// (no X25519 here).
+    pub fn create_response_prepared(
+        &mut self,
+        local: &LocalStatic,
+        accepted: AcceptedInitiation,
+        local_index: u32,
+        ephemeral: ResponseEphemeral,
+        now: Instant,
+    ) -> Result<([u8; RESPONSE_LEN], SessionKeys), HandshakeError> {
         self.response_with(local, accepted, local_index, ephemeral, now)
     }
 
@@ -490,11 +681,16 @@ impl Handshake {
         _local: &LocalStatic,
         accepted: AcceptedInitiation,
         local_index: u32,
-        ephemeral: PrivateKey,
+        ephemeral: ResponseEphemeral,
         now: Instant,
     ) -> Result<([u8; RESPONSE_LEN], SessionKeys), HandshakeError> {
         self.static_static()?;
-        let e_pub = ephemeral.public_key();
+        if ephemeral.remote != self.remote
+            || ephemeral.remote_ephemeral != accepted.remote_ephemeral
+        {
+            return Err(HandshakeError::StalePrecomputation);
+        }
+        let e_pub = ephemeral.public;
         let mut msg = [0u8; RESPONSE_LEN];
         msg[..4].copy_from_slice(&wire::TYPE_RESPONSE.to_le_bytes());
         msg[4..8].copy_from_slice(&local_index.to_le_bytes());
@@ -503,13 +699,8 @@ impl Handshake {
 
         let c = Zeroizing::new(kdf1(&accepted.chaining, e_pub.as_bytes()));
         let h = hash(&[&accepted.hash, e_pub.as_bytes()]);
-        let remote_e = PublicKey::from_bytes(accepted.remote_ephemeral);
-        let ee = Zeroizing::new(dh(&ephemeral, &remote_e).map_err(to_handshake)?);
-        let c = Zeroizing::new(kdf1(&c, &*ee));
-        let se = Zeroizing::new(
-            dh(&ephemeral, &self.remote).map_err(|_| HandshakeError::InvalidPeerKey)?,
-        );
-        let c = Zeroizing::new(kdf1(&c, &*se));
+        let c = Zeroizing::new(kdf1(&c, &ephemeral.ee));
+        let c = Zeroizing::new(kdf1(&c, &ephemeral.se));
         let (c, tau, k) = kdf3(&c, self.psk.as_bytes());
         let (c, tau, k) = (Zeroizing::new(c), Zeroizing::new(tau), Zeroizing::new(k));
         let h = hash(&[&h, &*tau]);
@@ -634,7 +825,13 @@ mod tests {
         let ei = PrivateKey::from_bytes(seq(0x40));
         let init = p
             .i_hs
-            .initiation_with(&p.init, 0x1122_3344, ei, tai64n(WALL), T0)
+            .initiation_with(
+                &p.init,
+                0x1122_3344,
+                InitiationEphemeral::new(ei, p.resp.public_key()).unwrap(),
+                tai64n(WALL),
+                T0,
+            )
             .unwrap();
         let expected_init = unhex_vec(concat!(
             "010000004433221179a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a",
@@ -657,14 +854,15 @@ mod tests {
         let opened = open_initiation(&p.resp, &view).unwrap();
         assert_eq!(opened.remote_static(), p.init.public_key());
         assert_eq!(opened.remote_index(), 0x1122_3344);
+        let er = PrivateKey::from_bytes(seq(0x80));
+        let prepared = ResponseEphemeral::new(er, &opened).unwrap();
         let accepted = p.r_hs.accept_initiation(&p.resp, opened, T0).unwrap();
         assert_eq!(accepted.chaining, pending.chaining);
         assert_eq!(accepted.hash, pending.hash);
 
-        let er = PrivateKey::from_bytes(seq(0x80));
         let (resp, r_keys) = p
             .r_hs
-            .response_with(&p.resp, accepted, 0x5566_7788, er, T0)
+            .response_with(&p.resp, accepted, 0x5566_7788, prepared, T0)
             .unwrap();
         let expected_resp = unhex_vec(concat!(
             "020000008877665544332211493e82fc74464a59268817623d2053c5eb8e2cc4a988b4fee179ec6b",

@@ -7,8 +7,12 @@
 //! datagrams to send, and time, randomness and index allocation are handed in.
 
 use crate::constants::*;
+use crate::keys::PrivateKey;
 use crate::keys::{PresharedKey, PublicKey};
-use crate::noise::{Handshake, HandshakeError, LocalStatic, OpenedInitiation, SessionKeys};
+use crate::noise::{
+    Handshake, HandshakeError, InitiationEphemeral, LocalStatic, OpenedInitiation,
+    ResponseAgreement, ResponseEphemeral, SessionKeys,
+};
 use crate::session::{padded_len, Keypair};
 use crate::time::{Env, Instant, WallTime};
 use crate::timers::{TimerEvent, Timers};
@@ -46,6 +50,9 @@ pub struct PeerCtx<'a> {
     pub local: &'a LocalStatic,
     pub rng: &'a mut dyn CryptoRngCore,
     pub indices: &'a mut dyn IndexRegistry,
+    /// The X25519 work of the next initiation, done before the peer's lock was taken;
+    /// an initiation takes it (and makes its own only if there is none).
+    pub ephemeral: Option<InitiationEphemeral>,
 }
 
 /// What the data path learns after an authenticated transport packet.
@@ -201,11 +208,14 @@ impl Peer {
     }
 
     /// The interface's private key changed (or appeared): every session and handshake of
-    /// the old identity is void.
-    pub fn set_local(&mut self, local: Option<&LocalStatic>, indices: &mut dyn IndexRegistry) {
+    /// the old identity is void. `handshake` is the new identity's state for this peer,
+    /// built (with its static-static X25519) before the peer's lock was taken.
+    pub fn set_local(&mut self, handshake: Option<Handshake>, indices: &mut dyn IndexRegistry) {
         self.zero_key_material(indices);
-        self.handshake =
-            local.map(|l| Handshake::new(l, self.public_key, self.preshared_key.clone()));
+        self.handshake = handshake.map(|mut hs| {
+            hs.set_preshared_key(self.preshared_key.clone());
+            hs
+        });
     }
 
     /// Releases every index and erases all key material (peer removal, key change, or the
@@ -407,7 +417,12 @@ impl Peer {
             ctx.indices.release(old);
         }
         let index = ctx.indices.allocate(ctx.rng);
-        let msg = match hs.create_initiation(ctx.local, index, ctx.now, ctx.wall, &mut ctx.rng) {
+        let made = match ctx.ephemeral.take() {
+            Some(e) => hs.create_initiation_prepared(ctx.local, index, e, ctx.now, ctx.wall),
+            // Only a second initiation within one locked call gets here.
+            None => hs.create_initiation(ctx.local, index, ctx.now, ctx.wall, &mut ctx.rng),
+        };
+        let msg = match made {
             Ok(msg) => msg,
             Err(_) => {
                 ctx.indices.release(index);
@@ -428,10 +443,26 @@ impl Peer {
         })
     }
 
-    /// Answers an initiation that `open_initiation` attributed to this peer.
+    /// True if an initiation `open_initiation` attributed to this peer would be accepted
+    /// now: the check to make before spending X25519 work on answering it.
+    pub fn would_accept(&self, opened: &OpenedInitiation, now: Instant) -> bool {
+        self.handshake
+            .as_ref()
+            .is_some_and(|hs| hs.would_accept_initiation(opened, now))
+    }
+
+    /// A copy of the pending initiation's ephemeral key, if `local_index` names it: the
+    /// input of a response's X25519 work, done outside the peer's lock.
+    pub fn pending_ephemeral(&self, local_index: u32) -> Option<PrivateKey> {
+        self.handshake.as_ref()?.pending_ephemeral(local_index)
+    }
+
+    /// Answers an initiation that `open_initiation` attributed to this peer, with the
+    /// response's X25519 work done beforehand.
     pub fn respond(
         &mut self,
         opened: OpenedInitiation,
+        prepared: ResponseEphemeral,
         src: SocketAddr,
         ctx: &mut PeerCtx,
     ) -> Result<Datagram, HandshakeError> {
@@ -442,7 +473,7 @@ impl Peer {
         let accepted = hs.accept_initiation(ctx.local, opened, ctx.now)?;
         let index = ctx.indices.allocate(ctx.rng);
         let (msg, keys) =
-            match hs.create_response(ctx.local, accepted, index, ctx.now, &mut ctx.rng) {
+            match hs.create_response_prepared(ctx.local, accepted, index, prepared, ctx.now) {
                 Ok(ok) => ok,
                 Err(e) => {
                     ctx.indices.release(index);
@@ -465,11 +496,13 @@ impl Peer {
         })
     }
 
-    /// Completes our handshake with the peer's response; sends the staged packets, or a
+    /// Completes our handshake with the peer's response (its X25519 work done beforehand,
+    /// see [`pending_ephemeral`](Self::pending_ephemeral)); sends the staged packets, or a
     /// keepalive so the responder gets key confirmation at once.
     pub fn consume_response(
         &mut self,
         msg: &wire::Response<'_>,
+        agreement: ResponseAgreement,
         src: SocketAddr,
         ctx: &mut PeerCtx,
     ) -> Result<Vec<Datagram>, HandshakeError> {
@@ -477,7 +510,7 @@ impl Peer {
             .handshake
             .as_mut()
             .ok_or(HandshakeError::InvalidPeerKey)?;
-        let keys = hs.consume_response(ctx.local, msg, ctx.now)?;
+        let keys = hs.consume_response_prepared(msg, agreement, ctx.now)?;
         self.stats.rx_bytes += wire::RESPONSE_LEN as u64;
         self.learn_endpoint(src);
         tracing::info!(peer = %self.short_key(), "handshake completed (we initiated)");
