@@ -13,6 +13,7 @@ use crate::netset::NetSet;
 use crate::Cancel;
 use crossbeam_channel::{Receiver, Select, Sender};
 use ferrotun_proto::interface::{Interface, PeerRef};
+use ferrotun_proto::source::LocalSource;
 use ferrotun_proto::time::Instant;
 use parking_lot::RwLock;
 use std::net::SocketAddr;
@@ -29,8 +30,13 @@ pub const UNDER_LOAD_HOLD: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(100);
 
 pub enum Job {
-    /// An initiation, response or cookie reply from the network.
-    Handshake { data: Vec<u8>, src: SocketAddr },
+    /// An initiation, response or cookie reply from the network, from `src` to our
+    /// address `local`.
+    Handshake {
+        data: Vec<u8>,
+        src: SocketAddr,
+        local: Option<LocalSource>,
+    },
     /// The peer has staged packets: send them, or start a handshake.
     SendStaged(PeerRef),
     /// The data path asks for a new handshake (key getting old).
@@ -124,17 +130,17 @@ impl Control {
             }
             let under_load = under_load_until.is_some_and(|t| env.now < t);
             let out = match job {
-                Some(Job::Handshake { data, src }) => {
-                    self.iface.handle_handshake(&data, src, under_load, env)
-                }
+                Some(Job::Handshake { data, src, local }) => self
+                    .iface
+                    .handle_handshake_at(&data, src, local, under_load, env),
                 Some(Job::SendStaged(peer)) => self.iface.send_staged(&peer, env),
                 Some(Job::Initiate(peer)) => self.iface.initiate(&peer, env),
                 None => Vec::new(),
             };
-            self.net.read().send(&out);
+            self.net.read().send(&out, &self.iface);
             if env.now >= next_tick {
                 let out = self.iface.tick(env);
-                self.net.read().send(&out);
+                self.net.read().send(&out, &self.iface);
                 next_tick = env.now + TICK;
             }
         }

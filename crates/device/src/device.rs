@@ -208,7 +208,7 @@ impl Device {
 
     /// Sends datagrams produced by a configuration change (e.g. a first keepalive).
     pub fn send(&self, datagrams: Vec<Datagram>) {
-        self.net.read().send(&datagrams);
+        self.net.read().send(&datagrams, &self.iface);
     }
 
     /// Stops every thread and closes every descriptor; idempotent.

@@ -1,8 +1,9 @@
 //! Grouping a batch's sealed datagrams into UDP GSO "trains": consecutive datagrams to one
-//! destination with one size (the last may be shorter) become one `sendmmsg` entry with a
+//! destination, from one source, with one size (the last may be shorter) become one `sendmmsg` entry with a
 //! `UDP_SEGMENT` size, which the kernel carries as one packet as far as it can.
 
 use crate::worker::BATCH;
+use ferrotun_proto::source::LocalSource;
 use std::net::SocketAddr;
 use std::ops::Range;
 
@@ -24,6 +25,8 @@ enum Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Train {
     pub dst: SocketAddr,
+    /// Our address the whole train leaves from (one cmsg for all its segments).
+    pub src: Option<LocalSource>,
     source: Source,
     /// `Some` when the train holds more than one datagram.
     pub segment_size: Option<u16>,
@@ -59,17 +62,17 @@ impl GsoPlanner {
         }
     }
 
-    /// Plans the sends for `items` = (buffer index, destination, sealed length), in order.
-    /// Without GSO every datagram is its own entry.
+    /// Plans the sends for `items` = (buffer index, destination, source, sealed length), in
+    /// order. Without GSO every datagram is its own entry.
     pub fn plan(
         &mut self,
-        items: impl Iterator<Item = (usize, SocketAddr, usize)>,
+        items: impl Iterator<Item = (usize, SocketAddr, Option<LocalSource>, usize)>,
         gso: bool,
         bufs: &[Vec<u8>],
     ) -> Vec<Train> {
         self.arena.clear();
         let mut trains: Vec<Train> = Vec::new();
-        for (index, dst, len) in items {
+        for (index, dst, src, len) in items {
             let Some(data) = bufs.get(index).and_then(|b| b.get(..len)) else {
                 continue;
             };
@@ -77,6 +80,7 @@ impl GsoPlanner {
             if !gso || len > MAX_SEGMENT || len == 0 || !fits_arena {
                 trains.push(Train {
                     dst,
+                    src,
                     source: Source::Buffer { index, len },
                     segment_size: None,
                     segments: 1,
@@ -90,6 +94,7 @@ impl GsoPlanner {
                 {
                     let seg = usize::from(seg);
                     if t.dst == dst
+                        && t.src == src
                         && len <= seg
                         && t.segments < MAX_SEGMENTS
                         && range.len() + len <= MAX_TRAIN_BYTES
@@ -107,6 +112,7 @@ impl GsoPlanner {
             self.arena.extend_from_slice(data);
             trains.push(Train {
                 dst,
+                src,
                 source: Source::Arena(start..start + len),
                 segment_size: u16::try_from(len).ok(),
                 segments: 1,
@@ -141,7 +147,7 @@ mod tests {
     fn equal_sizes_to_one_destination_make_one_train() {
         let b = bufs(&[100, 100, 100, 60]);
         let mut p = GsoPlanner::new();
-        let items = (0..4).map(|i| (i, addr(1), b[i].len()));
+        let items = (0..4).map(|i| (i, addr(1), None, b[i].len()));
         let trains = p.plan(items, true, &b);
         assert_eq!(trains.len(), 1);
         assert_eq!(trains[0].segment_size, Some(100));
@@ -155,7 +161,7 @@ mod tests {
         let b = bufs(&[100, 50, 100, 100]);
         let mut p = GsoPlanner::new();
         let dsts = [addr(1), addr(1), addr(1), addr(2)];
-        let trains = p.plan((0..4).map(|i| (i, dsts[i], b[i].len())), true, &b);
+        let trains = p.plan((0..4).map(|i| (i, dsts[i], None, b[i].len())), true, &b);
         let shapes: Vec<_> = trains
             .iter()
             .map(|t| (t.dst, t.segment_size, t.segments))
@@ -174,7 +180,7 @@ mod tests {
     fn without_gso_every_datagram_goes_alone_from_its_buffer() {
         let b = bufs(&[100, 100]);
         let mut p = GsoPlanner::new();
-        let trains = p.plan((0..2).map(|i| (i, addr(1), 100)), false, &b);
+        let trains = p.plan((0..2).map(|i| (i, addr(1), None, 100)), false, &b);
         assert_eq!(trains.len(), 2);
         assert!(p.arena.is_empty());
         assert_eq!(trains[1].data(&p.arena, &b), &[1u8; 100][..]);
@@ -184,11 +190,32 @@ mod tests {
     fn trains_respect_the_byte_limit() {
         let b = bufs(&[1500; 64]);
         let mut p = GsoPlanner::new();
-        let trains = p.plan((0..64).map(|i| (i, addr(1), 1500)), true, &b);
+        let trains = p.plan((0..64).map(|i| (i, addr(1), None, 1500)), true, &b);
         assert!(trains
             .iter()
             .all(|t| t.data(&p.arena, &b).len() <= MAX_TRAIN_BYTES));
         let total: usize = trains.iter().map(|t| t.segments).sum();
         assert_eq!(total, 64);
+    }
+
+    #[test]
+    fn a_train_shares_its_source_too() {
+        let b = bufs(&[100; 4]);
+        let mut p = GsoPlanner::new();
+        let from = |ip: [u8; 4]| {
+            Some(LocalSource {
+                addr: ip.into(),
+                ifindex: 2,
+            })
+        };
+        let srcs = [
+            from([10, 0, 0, 1]),
+            from([10, 0, 0, 1]),
+            from([10, 0, 0, 2]),
+            None,
+        ];
+        let trains = p.plan((0..4).map(|i| (i, addr(1), srcs[i], 100)), true, &b);
+        let shapes: Vec<_> = trains.iter().map(|t| (t.src, t.segments)).collect();
+        assert_eq!(shapes, vec![(srcs[0], 2), (srcs[2], 1), (None, 1)]);
     }
 }

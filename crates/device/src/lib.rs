@@ -50,6 +50,7 @@
 //! ```
 
 pub mod cancel;
+mod cmsg;
 pub mod epoll;
 mod mmsg;
 pub mod netif;
@@ -72,8 +73,8 @@ pub use pool::{Buf, BufPool, HEADROOM};
 pub use signals::install_shutdown_signals;
 pub use tun::{is_gone, Tun, TunQueue};
 pub use udp::{
-    bind_dual, bind_reuseport, probe_gso, BoundSockets, RecvBuf, RecvMeta, Transmit, UdpSocket,
-    BATCH,
+    bind_dual, bind_reuseport, is_source_error, probe_gso, BoundSockets, RecvBuf, RecvMeta,
+    Transmit, UdpSocket, BATCH,
 };
 pub use vnet::{VirtioNetHdr, VNET_HDR_LEN};
 pub mod clock;

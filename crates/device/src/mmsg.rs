@@ -8,9 +8,11 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cmsg::{self, Control};
 use crate::pool::Buf;
 use crate::sockaddr::{canonical, SockAddr};
 use crate::sys::cvt;
+use ferrotun_proto::source::LocalSource;
 
 /// Most datagrams (or GSO batches) per recvmmsg/sendmmsg call.
 pub const BATCH: usize = 64;
@@ -27,6 +29,9 @@ pub struct RecvMeta {
     pub segment_size: usize,
     /// The datagram(s) did not fit the buffer and were cut (MSG_TRUNC).
     pub truncated: bool,
+    /// Our address the datagram was sent to and the interface it arrived on (from
+    /// IP_PKTINFO / IPV6_RECVPKTINFO, which the data-plane sockets turn on).
+    pub dst: Option<LocalSource>,
 }
 
 impl Default for RecvMeta {
@@ -36,6 +41,7 @@ impl Default for RecvMeta {
             len: 0,
             segment_size: 0,
             truncated: false,
+            dst: None,
         }
     }
 }
@@ -51,29 +57,17 @@ impl Default for RecvMeta {
 ///
 /// An IPv4-mapped IPv6 `dst` (`[::ffff:a.b.c.d]:p`) is sent as the IPv4
 /// address it is, so it belongs on an IPv4 socket.
+///
+/// With `src` the datagrams leave from that address of ours (an IP_PKTINFO or
+/// IPV6_PKTINFO cmsg); a send the kernel refuses because of it fails like any
+/// other (see [`crate::udp::is_source_error`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Transmit<'a> {
     pub dst: SocketAddr,
+    pub src: Option<LocalSource>,
     pub data: &'a [u8],
     pub segment_size: Option<u16>,
 }
-
-/// Control buffer for one message: room for one int-sized cmsg
-/// (CMSG_SPACE(4) = 24 on 64-bit), u64s for cmsghdr alignment.
-type Control = [u64; 4];
-
-const fn cmsg_space(data: usize) -> usize {
-    let align = std::mem::size_of::<usize>();
-    let hdr = (std::mem::size_of::<libc::cmsghdr>() + align - 1) & !(align - 1);
-    hdr + ((data + align - 1) & !(align - 1))
-}
-
-const fn cmsg_len(data: usize) -> usize {
-    let align = std::mem::size_of::<usize>();
-    ((std::mem::size_of::<libc::cmsghdr>() + align - 1) & !(align - 1)) + data
-}
-
-const _: () = assert!(cmsg_space(4) <= std::mem::size_of::<Control>());
 
 fn empty_mmsghdr() -> libc::mmsghdr {
     // SAFETY: mmsghdr is a plain C struct; all-zero (null pointers, zero
@@ -137,7 +131,7 @@ pub(crate) fn recv_batch<B: RecvBuf>(
         iov_len: 0,
     }; BATCH];
     let mut names = [SockAddr::zeroed(); BATCH];
-    let mut ctrl: [Control; BATCH] = [[0; 4]; BATCH];
+    let mut ctrl: [Control; BATCH] = [Control::default(); BATCH];
     for i in 0..n {
         let spare = bufs[i].recv_region();
         iovs[i] = libc::iovec {
@@ -168,32 +162,16 @@ pub(crate) fn recv_batch<B: RecvBuf>(
         let len = hdrs[i].msg_len as usize;
         bufs[i].set_received(len);
         let h = &hdrs[i].msg_hdr;
+        let control = cmsg::decode(h);
         metas[i] = RecvMeta {
             src: names[i].socket_addr().unwrap_or(RecvMeta::default().src),
             len,
-            segment_size: gro_segment(h).unwrap_or(len),
+            segment_size: control.segment.unwrap_or(len),
             truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+            dst: control.dst,
         };
     }
     Ok(got)
-}
-
-/// The UDP_GRO segment size from a received message's control data.
-fn gro_segment(h: &libc::msghdr) -> Option<usize> {
-    // SAFETY: `h` is a msghdr the kernel just filled: msg_control points to
-    // our control buffer and msg_controllen says how much of it is valid, so
-    // the CMSG_* walk stays inside it. The payload is read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(h);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-                return usize::try_from(v).ok().filter(|&v| v > 0);
-            }
-            c = libc::CMSG_NXTHDR(h, c);
-        }
-    }
-    None
 }
 
 /// Position in a `&[Transmit]`: which message, and how many of its bytes
@@ -250,7 +228,7 @@ fn send_some(
         iov_len: 0,
     }; BATCH];
     let mut names = [SockAddr::zeroed(); BATCH];
-    let mut ctrl: [Control; BATCH] = [[0; 4]; BATCH];
+    let mut ctrl: [Control; BATCH] = [Control::default(); BATCH];
     // Cursor after each header, to find where a partial send stopped.
     let mut after = [Cursor::default(); BATCH];
     let mut first_gso = false;
@@ -276,12 +254,13 @@ fn send_some(
         h.msg_namelen = sa_len;
         h.msg_iov = &mut iovs[n];
         h.msg_iovlen = 1;
-        if gso {
-            write_segment_cmsg(&mut ctrl[n], seg as u16);
+        let segment = gso.then_some(seg as u16);
+        let control_len = cmsg::encode(&mut ctrl[n], segment, m.src);
+        if control_len > 0 {
             h.msg_control = ctrl[n].as_mut_ptr().cast();
-            h.msg_controllen = cmsg_space(std::mem::size_of::<u16>()) as _;
-            first_gso |= n == 0;
+            h.msg_controllen = control_len as _;
         }
+        first_gso |= gso && n == 0;
         cur.offset += piece.len();
         if cur.offset >= m.data.len() {
             cur = Cursor {
@@ -295,7 +274,7 @@ fn send_some(
     loop {
         // SAFETY: the first n headers point at live iovecs over borrowed
         // message data (only read by the kernel), addresses of the lengths
-        // given, and control buffers holding one well-formed cmsg.
+        // given, and control buffers holding well-formed cmsgs (or none).
         let ret = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as _, 0) };
         match cvt(ret) {
             Ok(k) if k > 0 => return Ok(after[k as usize - 1]),
@@ -303,32 +282,5 @@ fn send_some(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err((e, first_gso)),
         }
-    }
-}
-
-/// Writes one SOL_UDP/UDP_SEGMENT cmsg carrying `size` at the start of `buf`.
-fn write_segment_cmsg(buf: &mut Control, size: u16) {
-    let c = buf.as_mut_ptr().cast::<libc::cmsghdr>();
-    // SAFETY: `buf` is 8-byte aligned and large enough for a cmsghdr plus
-    // a u16 payload (checked by the const assertion above); we write the
-    // header fields and then the payload right after the aligned header.
-    unsafe {
-        (*c).cmsg_level = libc::SOL_UDP;
-        (*c).cmsg_type = libc::UDP_SEGMENT;
-        (*c).cmsg_len = cmsg_len(std::mem::size_of::<u16>()) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cmsg_sizes_match_libc() {
-        // SAFETY: CMSG_SPACE/CMSG_LEN are pure arithmetic.
-        let (space, len) = unsafe { (libc::CMSG_SPACE(2), libc::CMSG_LEN(2)) };
-        assert_eq!(cmsg_space(2), space as usize);
-        assert_eq!(cmsg_len(2), len as usize);
     }
 }

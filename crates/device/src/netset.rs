@@ -1,7 +1,8 @@
 //! The UDP sockets of one listen port: one per worker and family, bound with SO_REUSEPORT
 //! so the kernel spreads flows across workers.
 
-use crate::udp::{bind_dual, Transmit, UdpSocket};
+use crate::udp::{bind_dual, is_source_error, Transmit, UdpSocket};
+use ferrotun_proto::interface::Interface;
 use ferrotun_proto::peer::Datagram;
 use std::io;
 use std::net::SocketAddr;
@@ -45,19 +46,31 @@ impl NetSet {
         set.get(i % set.len().max(1))
     }
 
-    /// Sends datagrams made off the packet path (handshakes, keepalives, staged packets).
-    /// A failure is logged, not returned: the protocol's timers retry on their own.
-    pub fn send(&self, datagrams: &[Datagram]) {
+    /// Sends datagrams made off the packet path (handshakes, keepalives, staged packets),
+    /// each from the source the core names. One refused because of that source goes again
+    /// from the kernel's choice, and `iface` forgets the source for that peer. A failure is
+    /// logged, not returned: the protocol's timers retry on their own.
+    pub fn send(&self, datagrams: &[Datagram], iface: &Interface) {
         for d in datagrams {
             let Some(sock) = self.socket_for(&d.dst, 0) else {
                 continue;
             };
-            let msg = [Transmit {
+            let mut msg = [Transmit {
                 dst: d.dst,
+                src: d.src,
                 data: &d.data,
                 segment_size: None,
             }];
-            if let Err(e) = sock.send_batch(&msg) {
+            let mut sent = sock.send_batch(&msg);
+            if let (Err(e), Some(src)) = (&sent, d.src) {
+                if is_source_error(e) {
+                    tracing::debug!("send to {} from {} failed: {e}", d.dst, src.addr);
+                    iface.forget_source(d.dst, src);
+                    msg[0].src = None;
+                    sent = sock.send_batch(&msg);
+                }
+            }
+            if let Err(e) = sent {
                 tracing::debug!("send to {} failed: {e}", d.dst);
             }
         }

@@ -16,6 +16,7 @@ use crate::mmsg;
 use crate::sockaddr::SockAddr;
 use crate::sys::{context, cvt, getsockopt_int, owned, setsockopt_int};
 
+pub use crate::cmsg::is_source_error;
 pub use crate::mmsg::{RecvBuf, RecvMeta, Transmit, BATCH};
 
 /// Socket buffer size asked for, as wireguard-go does (7 MiB): bursts of
@@ -172,6 +173,14 @@ fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {
         setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_MARK, fwmark as libc::c_int)?;
     }
     set_buffer_sizes(raw);
+    // Every datagram then says which of our addresses it was sent to, so replies can
+    // leave from that address (on a host with several, the kernel's default source may
+    // be another, which the peer never configured).
+    if v6 {
+        setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+    } else {
+        setsockopt_int(raw, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+    }
     bind_wildcard(raw, port, v6)?;
     let port = local_addr(raw)?.port();
     Ok(UdpSocket {
@@ -267,7 +276,8 @@ impl UdpSocket {
     /// Receives up to `min(bufs.len(), metas.len(), BATCH)` datagrams with
     /// one recvmmsg. Datagram i lands in `bufs[i]` (a [`crate::Buf`] at its
     /// current start, taking its length; or a `&mut [u8]` / `Vec<u8>`) and
-    /// `metas[i]` tells its sender, length and GRO segment size. Returns how
+    /// `metas[i]` tells its sender, our address it was sent to, its length and
+    /// GRO segment size. Returns how
     /// many arrived; `WouldBlock` when none is waiting. Errors queued on the
     /// socket by ICMP (ECONNREFUSED, EHOSTUNREACH...) come back here once
     /// each and are not fatal.

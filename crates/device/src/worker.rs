@@ -11,11 +11,12 @@ use crate::offload::{split_from, write_or_split, Coalescer, TunWrite, MAX_PACKET
 use crate::steal::{Crew, ShareGate};
 use crate::steer::Steering;
 use crate::tun::{is_gone, TunQueue};
-use crate::udp::{RecvMeta, Transmit, UdpSocket};
+use crate::udp::{is_source_error, RecvMeta, Transmit, UdpSocket};
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
 use ferrotun_proto::interface::{Env, Interface, PeerRef, RxError, TransportRx};
 use ferrotun_proto::session::{padded_len, Keypair};
+use ferrotun_proto::source::LocalSource;
 use ferrotun_proto::wire::{self, Message, TAG_LEN, TRANSPORT_HEADER_LEN};
 use std::cell::Cell;
 use std::io;
@@ -133,8 +134,13 @@ struct SendRun {
     peer: PeerRef,
     keypair: Arc<Keypair>,
     dst: SocketAddr,
+    /// Our address the peer last reached us at: its datagrams leave from there.
+    src: Option<LocalSource>,
     bytes: u64,
 }
+
+/// One sealed datagram of a batch: (buffer index, destination, source, sealed length).
+type Sealed = (usize, Option<SocketAddr>, Option<LocalSource>, usize);
 
 impl Worker {
     /// Runs until `stop` (this generation of workers) or `cancel` (the whole daemon)
@@ -302,8 +308,7 @@ impl Worker {
         let env = self.clock.env();
         let mtu = self.iface.mtu();
         let mut run: Option<SendRun> = None;
-        // (buffer index, destination, sealed length) of what goes out.
-        let mut out: [(usize, Option<SocketAddr>, usize); BATCH] = [(0, None, 0); BATCH];
+        let mut out: [Sealed; BATCH] = [(0, None, None, 0); BATCH];
         let mut count = 0;
         for i in 0..n {
             b.seals[i] = None;
@@ -322,7 +327,7 @@ impl Worker {
                 let counter = r.keypair.next_send_counter()?;
                 r.bytes += total as u64;
                 Some((
-                    r.dst,
+                    (r.dst, r.src),
                     SealJob {
                         keypair: r.keypair.clone(),
                         counter,
@@ -332,8 +337,8 @@ impl Worker {
                 ))
             });
             match job {
-                Some((dst, job)) if total <= b.bufs[i].len() => {
-                    out[count] = (i, Some(dst), total);
+                Some(((dst, src), job)) if total <= b.bufs[i].len() => {
+                    out[count] = (i, Some(dst), src, total);
                     count += 1;
                     b.seals[i] = Some(job);
                 }
@@ -369,11 +374,13 @@ impl Worker {
     }
 
     fn start_run(&self, peer: &PeerRef, env: Env) -> Option<SendRun> {
-        let (keypair, dst) = peer.lock().send_context(env.now)?;
+        let p = peer.lock();
+        let (keypair, dst) = p.send_context(env.now)?;
         Some(SendRun {
             peer: peer.clone(),
             keypair,
             dst,
+            src: p.source(),
             bytes: 0,
         })
     }
@@ -395,12 +402,12 @@ impl Worker {
     /// Sends the sealed datagrams of a batch. Runs of same-sized datagrams to one
     /// destination are copied into one buffer and sent as a single UDP GSO message: the
     /// kernel then pushes one large packet through its stack instead of dozens.
-    fn send_sealed(&self, b: &mut Buffers, out: &[(usize, Option<SocketAddr>, usize)]) {
+    fn send_sealed(&self, b: &mut Buffers, out: &[Sealed]) {
         for family_v4 in [true, false] {
             let sock = if family_v4 { self.v4() } else { self.v6() };
-            let picked = out.iter().filter_map(|&(i, dst, len)| {
+            let picked = out.iter().filter_map(|&(i, dst, src, len)| {
                 dst.filter(|d| d.is_ipv4() == family_v4)
-                    .map(|d| (i, d, len))
+                    .map(|d| (i, d, src, len))
             });
             let trains = b
                 .gso
@@ -414,19 +421,20 @@ impl Worker {
                     .fetch_add(trains.len() as u64, Ordering::Relaxed);
                 continue;
             };
-            let msgs: Vec<Transmit<'_>> = trains
+            let mut msgs: Vec<Transmit<'_>> = trains
                 .iter()
                 .map(|t| Transmit {
                     dst: t.dst,
+                    src: t.src,
                     data: t.data(&b.gso.arena, &b.bufs),
                     segment_size: t.segment_size,
                 })
                 .collect();
-            self.send_all(sock, &msgs);
+            self.send_all(sock, &mut msgs);
         }
     }
 
-    fn send_all(&self, sock: &UdpSocket, msgs: &[Transmit<'_>]) {
+    fn send_all(&self, sock: &UdpSocket, msgs: &mut [Transmit<'_>]) {
         let mut sent = 0;
         while sent < msgs.len() {
             match sock.send_batch(&msgs[sent..]) {
@@ -437,6 +445,22 @@ impl Worker {
                     // The socket buffer is full: wait for room rather than drop, the
                     // same back-pressure a kernel interface applies.
                     wait_writable(sock);
+                }
+                Err(e) if msgs[sent].src.is_some() && is_source_error(&e) => {
+                    // Our address the peer used is gone or unusable: the peer goes back
+                    // to the kernel's choice, and what this batch has for it is sent
+                    // again from there (the peer roams to the new address, as it would
+                    // to a kernel WireGuard falling back the same way).
+                    let (dst, src) = (msgs[sent].dst, msgs[sent].src);
+                    if let Some(source) = src {
+                        tracing::debug!("send to {dst} from {} failed: {e}", source.addr);
+                        self.iface.forget_source(dst, source);
+                    }
+                    for m in msgs[sent..].iter_mut() {
+                        if m.dst == dst && m.src == src {
+                            m.src = None;
+                        }
+                    }
                 }
                 Err(_) => {
                     // One bad destination must not sink the rest of the batch.
@@ -479,8 +503,9 @@ impl Worker {
             gate,
             ..
         } = b;
-        // Every datagram of the batch (with UDP GRO one receive may hold several).
-        let mut datagrams: Vec<(&mut [u8], SocketAddr)> = Vec::with_capacity(n);
+        // Every datagram of the batch (with UDP GRO one receive may hold several, all of
+        // one flow: same sender, same address of ours).
+        let mut datagrams: Vec<Received<'_>> = Vec::with_capacity(n);
         for (buf, meta) in bufs.iter_mut().zip(metas.iter()).take(n) {
             if meta.truncated {
                 self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
@@ -488,16 +513,16 @@ impl Worker {
             }
             let seg = meta.segment_size.max(1);
             for datagram in buf[..meta.len].chunks_mut(seg) {
-                datagrams.push((datagram, meta.src));
+                datagrams.push((datagram, meta.src, meta.dst));
             }
         }
         // Decryption and every check are offered to idle workers for a large batch;
         // delivery to the TUN then follows the order the datagrams arrived in.
         let iface: &Interface = &self.iface;
-        let open = |datagrams: &mut [(&mut [u8], SocketAddr)], opened: &mut [Opened]| {
-            for ((datagram, src), out) in datagrams.iter_mut().zip(opened.iter_mut()) {
+        let open = |datagrams: &mut [Received<'_>], opened: &mut [Opened]| {
+            for ((datagram, src, local), out) in datagrams.iter_mut().zip(opened.iter_mut()) {
                 if datagram.first() == Some(&4) {
-                    *out = Some(iface.receive_transport(datagram, *src, env));
+                    *out = Some(iface.receive_transport_at(datagram, *src, *local, env));
                 }
             }
         };
@@ -508,8 +533,8 @@ impl Worker {
             self.crew
                 .run_zipped(self.id, gate, CHUNK, &mut datagrams, &mut opened, open);
         }
-        for ((datagram, src), result) in datagrams.into_iter().zip(opened) {
-            self.deliver(datagram, src, result, coalescer);
+        for ((datagram, src, local), result) in datagrams.into_iter().zip(opened) {
+            self.deliver(datagram, src, local, result, coalescer);
         }
         if let Some(c) = coalescer.as_mut() {
             self.flush_to_tun(c);
@@ -544,6 +569,7 @@ impl Worker {
         &self,
         datagram: &[u8],
         src: SocketAddr,
+        local: Option<LocalSource>,
         opened: Option<Result<TransportRx, RxError>>,
         coalescer: &mut Option<Coalescer>,
     ) {
@@ -576,6 +602,7 @@ impl Worker {
             (None, _) if is_handshake_message(datagram) => self.submit(Job::Handshake {
                 data: datagram.to_vec(),
                 src,
+                local,
             }),
             _ => {
                 self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
@@ -615,6 +642,9 @@ fn is_handshake_message(datagram: &[u8]) -> bool {
         Ok(Message::Initiation(_) | Message::Response(_) | Message::CookieReply(_))
     )
 }
+
+/// A received datagram: its bytes, its sender and our address it was sent to.
+type Received<'a> = (&'a mut [u8], SocketAddr, Option<LocalSource>);
 
 /// A received datagram after decryption: `None` when it is not a transport message.
 type Opened = Option<Result<TransportRx, RxError>>;

@@ -106,6 +106,7 @@ fn batch_round_trip(v6: bool) {
         let msgs: Vec<Transmit> = data
             .iter()
             .map(|d| Transmit {
+                src: None,
                 dst,
                 data: d,
                 segment_size: None,
@@ -150,6 +151,7 @@ fn gso_send(
     let data = payload(3, seg * (segs - 1) + seg / 2);
     let dst: SocketAddr = format!("127.0.0.1:{}", rx.local_port()).parse().unwrap();
     let msg = Transmit {
+        src: None,
         dst,
         data: &data,
         segment_size: Some(seg as u16),
@@ -266,16 +268,19 @@ fn mixed_batch_with_gso_and_plain_messages_keeps_order() {
         let c = payload(3, 50);
         let msgs = [
             Transmit {
+                src: None,
                 dst,
                 data: &a,
                 segment_size: None,
             },
             Transmit {
+                src: None,
                 dst,
                 data: &b,
                 segment_size: Some(1000),
             },
             Transmit {
+                src: None,
                 dst,
                 data: &c,
                 segment_size: Some(1000),
@@ -304,16 +309,19 @@ fn send_errors_name_the_first_message() {
         let d = [1u8; 10];
         let msgs = [
             Transmit {
+                src: None,
                 dst: good,
                 data: &d,
                 segment_size: None,
             },
             Transmit {
+                src: None,
                 dst: bad,
                 data: &d,
                 segment_size: None,
             },
             Transmit {
+                src: None,
                 dst: good,
                 data: &d,
                 segment_size: None,
@@ -337,6 +345,7 @@ fn recv_into_plain_slices() {
         let (tx, rx) = pair();
         let dst: SocketAddr = format!("127.0.0.1:{}", rx.local_port()).parse().unwrap();
         tx.send_batch(&[Transmit {
+            src: None,
             dst,
             data: b"abc",
             segment_size: None,

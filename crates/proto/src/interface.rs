@@ -20,6 +20,7 @@ use crate::noise::{
 use crate::peer::{Datagram, IndexRegistry, Peer, PeerCtx, PeerStats, ReceiveOutcome};
 use crate::ratelimiter::RateLimiter;
 use crate::session::Keypair;
+use crate::source::LocalSource;
 use crate::time::Instant;
 use crate::wire::{self, Message};
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -446,6 +447,18 @@ impl Interface {
         src: SocketAddr,
         env: Env,
     ) -> Result<TransportRx, RxError> {
+        self.receive_transport_at(datagram, src, None, env)
+    }
+
+    /// [`Self::receive_transport`] for a datagram that arrived at our address `local`:
+    /// an authentic one makes `local` the address replies to its peer leave from.
+    pub fn receive_transport_at(
+        &self,
+        datagram: &mut [u8],
+        src: SocketAddr,
+        local: Option<LocalSource>,
+        env: Env,
+    ) -> Result<TransportRx, RxError> {
         let index = match wire::parse(datagram) {
             Ok(Message::Transport(t)) => t.receiver_index(),
             _ => return Err(RxError::Malformed),
@@ -475,6 +488,7 @@ impl Interface {
         let outcome = peer.lock().after_transport_received(
             &keypair,
             src,
+            local,
             env,
             wire_len,
             carried_data,
@@ -510,7 +524,21 @@ impl Interface {
         under_load: bool,
         env: Env,
     ) -> Vec<Datagram> {
-        match self.try_handshake(datagram, src, under_load, env) {
+        self.handle_handshake_at(datagram, src, None, under_load, env)
+    }
+
+    /// [`Self::handle_handshake`] for a datagram that arrived at our address `local`: the
+    /// answer leaves from it, and an authentic initiation or response makes it the address
+    /// replies to that peer leave from.
+    pub fn handle_handshake_at(
+        &self,
+        datagram: &[u8],
+        src: SocketAddr,
+        local: Option<LocalSource>,
+        under_load: bool,
+        env: Env,
+    ) -> Vec<Datagram> {
+        match self.try_handshake(datagram, src, local, under_load, env) {
             Some(out) => out,
             None => {
                 self.counters
@@ -525,6 +553,7 @@ impl Interface {
         &self,
         datagram: &[u8],
         src: SocketAddr,
+        at: Option<LocalSource>,
         under_load: bool,
         env: Env,
     ) -> Option<Vec<Datagram>> {
@@ -556,6 +585,7 @@ impl Interface {
                     self.counters.cookies_sent.fetch_add(1, Ordering::Relaxed);
                     return Some(vec![Datagram {
                         dst: src,
+                        src: at,
                         data: reply.to_vec(),
                     }]);
                 }
@@ -579,7 +609,7 @@ impl Interface {
                 let private = PrivateKey::generate(&mut &mut **self.rng.lock());
                 let prepared = ResponseEphemeral::new(private, &opened).ok()?;
                 self.with_ctx(&peer, env, |p, ctx| {
-                    p.respond(opened, prepared, src, ctx).ok()
+                    p.respond(opened, prepared, src, at, ctx).ok()
                 })
                 .flatten()
                 .map(|d| vec![d])
@@ -593,12 +623,22 @@ impl Interface {
                 let ephemeral = peer.lock().pending_ephemeral(msg.receiver_index())?;
                 let agreement = ResponseAgreement::compute(&local, ephemeral, &msg).ok()?;
                 self.with_ctx(&peer, env, |p, ctx| {
-                    p.consume_response(&msg, agreement, src, ctx).ok()
+                    p.consume_response(&msg, agreement, src, at, ctx).ok()
                 })
                 .flatten()
             }
             _ => None,
         }
+    }
+
+    /// Sending to `dst` from our address `source` failed in a way that says the address
+    /// is unusable (removed, or not valid for that route): every peer at `dst` that sends
+    /// from it goes back to the kernel's choice. Returns how many peers changed.
+    pub fn forget_source(&self, dst: SocketAddr, source: LocalSource) -> usize {
+        self.peer_list()
+            .iter()
+            .filter(|p| p.lock().forget_source(dst, source))
+            .count()
     }
 
     // ------------------------------------------------------------ timers

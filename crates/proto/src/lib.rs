@@ -20,6 +20,7 @@ pub mod peer;
 pub mod ratelimiter;
 pub mod replay;
 pub mod session;
+pub mod source;
 pub mod time;
 pub mod timers;
 pub mod wire;

@@ -14,6 +14,7 @@ use crate::noise::{
     ResponseAgreement, ResponseEphemeral, SessionKeys,
 };
 use crate::session::{padded_len, Keypair};
+use crate::source::LocalSource;
 use crate::time::{Env, Instant, WallTime};
 use crate::timers::{TimerEvent, Timers};
 use crate::wire::{self, TAG_LEN, TRANSPORT_HEADER_LEN};
@@ -27,6 +28,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
     pub dst: SocketAddr,
+    /// Our address to send from (the one the peer last reached us at); `None` lets the
+    /// kernel choose.
+    pub src: Option<LocalSource>,
     pub data: Vec<u8>,
 }
 
@@ -96,6 +100,8 @@ pub struct Peer {
     handshake: Option<Handshake>,
     keypairs: Keypairs,
     endpoint: Option<SocketAddr>,
+    /// Where the peer's latest authenticated packet arrived: replies leave from there.
+    source: Option<LocalSource>,
     timers: Timers,
     last_sent_handshake: Option<Instant>,
     staged: VecDeque<Vec<u8>>,
@@ -122,6 +128,7 @@ impl Peer {
             handshake: local.map(|l| Handshake::new(l, public_key, PresharedKey::ZERO)),
             keypairs: Keypairs::default(),
             endpoint: None,
+            source: None,
             timers: Timers::default(),
             last_sent_handshake: None,
             staged: VecDeque::new(),
@@ -140,6 +147,10 @@ impl Peer {
     pub fn endpoint(&self) -> Option<SocketAddr> {
         self.endpoint
     }
+    /// Our address to send to the endpoint from (see [`LocalSource`]).
+    pub fn source(&self) -> Option<LocalSource> {
+        self.source
+    }
     pub fn persistent_keepalive(&self) -> u16 {
         self.timers.persistent_keepalive_interval
     }
@@ -157,16 +168,33 @@ impl Peer {
         self.usable_current(now).is_some()
     }
 
+    /// The operator's endpoint: the source learned for the old one means nothing for it.
     pub fn set_endpoint(&mut self, endpoint: SocketAddr) {
         self.endpoint = Some(endpoint);
+        self.source = None;
     }
 
-    /// Roaming: the peer's endpoint follows the source of its latest authenticated packet.
-    fn learn_endpoint(&mut self, src: SocketAddr) {
+    /// Forgets the source to send from if it is `source` and the endpoint is still `dst`
+    /// (the device could not send from it: the address is gone or unusable). Returns
+    /// whether it was forgotten; the kernel then picks the source until the next
+    /// authenticated packet names one again.
+    pub fn forget_source(&mut self, dst: SocketAddr, source: LocalSource) -> bool {
+        if self.endpoint != Some(dst) || self.source != Some(source) {
+            return false;
+        }
+        tracing::info!(peer = %self.short_key(), "cannot send from {}, letting the kernel choose", source.addr);
+        self.source = None;
+        true
+    }
+
+    /// Roaming: the peer's endpoint, and our address it reached, follow its latest
+    /// authenticated packet.
+    fn learn_endpoint(&mut self, src: SocketAddr, local: Option<LocalSource>) {
         if self.endpoint != Some(src) {
             tracing::info!(peer = %self.short_key(), "endpoint is now {src}");
             self.endpoint = Some(src);
         }
+        self.source = local;
     }
 
     /// The abbreviated key wireguard-go prints in its logs: enough to tell peers apart.
@@ -300,6 +328,7 @@ impl Peer {
         &mut self,
         keypair: &Arc<Keypair>,
         src: SocketAddr,
+        local: Option<LocalSource>,
         env: Env,
         wire_bytes: u64,
         carried_data: bool,
@@ -309,6 +338,7 @@ impl Peer {
         let mut outcome = ReceiveOutcome::default();
         self.stats.rx_bytes += wire_bytes;
         self.endpoint = Some(src);
+        self.source = local;
         if self
             .keypairs
             .next
@@ -374,7 +404,11 @@ impl Peer {
                 Some(data) => {
                     bytes += data.len() as u64;
                     carried_data |= !packet.is_empty();
-                    out.push(Datagram { dst, data });
+                    out.push(Datagram {
+                        dst,
+                        src: self.source,
+                        data,
+                    });
                 }
                 None => {
                     // Counter space ran out mid-queue: keep the rest for the next session.
@@ -439,6 +473,7 @@ impl Peer {
         self.stats.tx_bytes += msg.len() as u64;
         Some(Datagram {
             dst,
+            src: self.source,
             data: msg.to_vec(),
         })
     }
@@ -464,6 +499,7 @@ impl Peer {
         opened: OpenedInitiation,
         prepared: ResponseEphemeral,
         src: SocketAddr,
+        local: Option<LocalSource>,
         ctx: &mut PeerCtx,
     ) -> Result<Datagram, HandshakeError> {
         let hs = self
@@ -481,7 +517,7 @@ impl Peer {
                 }
             };
         self.stats.rx_bytes += wire::INITIATION_LEN as u64;
-        self.learn_endpoint(src);
+        self.learn_endpoint(src, local);
         tracing::debug!(peer = %self.short_key(), "answered a handshake initiation");
         self.timers.any_authenticated_packet_received();
         self.timers.any_authenticated_packet_traversal(ctx.now);
@@ -492,6 +528,7 @@ impl Peer {
         self.stats.tx_bytes += msg.len() as u64;
         Ok(Datagram {
             dst: src,
+            src: local,
             data: msg.to_vec(),
         })
     }
@@ -504,6 +541,7 @@ impl Peer {
         msg: &wire::Response<'_>,
         agreement: ResponseAgreement,
         src: SocketAddr,
+        local: Option<LocalSource>,
         ctx: &mut PeerCtx,
     ) -> Result<Vec<Datagram>, HandshakeError> {
         let hs = self
@@ -512,7 +550,7 @@ impl Peer {
             .ok_or(HandshakeError::InvalidPeerKey)?;
         let keys = hs.consume_response_prepared(msg, agreement, ctx.now)?;
         self.stats.rx_bytes += wire::RESPONSE_LEN as u64;
-        self.learn_endpoint(src);
+        self.learn_endpoint(src, local);
         tracing::info!(peer = %self.short_key(), "handshake completed (we initiated)");
         self.timers.any_authenticated_packet_received();
         self.timers.any_authenticated_packet_traversal(ctx.now);
