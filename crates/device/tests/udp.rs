@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{have_root, until, NetNs};
 use ferrotun_device::{
-    bind_dual, bind_reuseport, probe_gso, Buf, BufPool, Epoll, Event, Interest, RecvMeta, Transmit,
-    UdpSocket, BATCH,
+    bind_dual, bind_reuseport, is_source_error, probe_gso, Buf, BufPool, Epoll, Event, Interest,
+    RecvMeta, Transmit, UdpSocket, BATCH,
 };
 
 /// Receives datagrams on `sock` until `want` arrived or 2 s passed; returns
@@ -363,4 +363,107 @@ fn recv_into_plain_slices() {
         let err = rx.recv_batch(&mut slices, &mut metas).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     });
+}
+
+/// A host with two addresses: each datagram says which one it was sent to, a reply with
+/// that source leaves from it (also as a GSO train), and a source that is not ours is
+/// refused with an error `is_source_error` recognises.
+fn pktinfo_round_trip(v6: bool) {
+    let ns = NetNs::new();
+    let (a, b, foreign) = if v6 {
+        ("fd05::1", "fd05::2", "2001:db8::1")
+    } else {
+        ("10.5.0.1", "10.5.0.2", "192.0.2.1")
+    };
+    let plen = if v6 { "128" } else { "32" };
+    for addr in [a, b] {
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{addr}/{plen}"),
+            "dev",
+            "lo",
+            "nodad",
+        ]);
+    }
+    ns.run(|| {
+        let server = bind_reuseport(0, v6, 1, 0).unwrap().pop().unwrap();
+        let at = |ip: &str, port: u16| -> SocketAddr { SocketAddr::new(ip.parse().unwrap(), port) };
+        // The client lives at `a` and talks to the server's `b`, which is not the
+        // source the kernel would pick for a reply to `a` (that is `a` itself).
+        let client = StdUdpSocket::bind(at(a, 0)).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        client
+            .send_to(b"hello", at(b, server.local_port()))
+            .unwrap();
+        let got = recv_all(&server, 1, 2048);
+        let meta = got[0].1;
+        let local = meta.dst.expect("the datagram names our address it reached");
+        assert_eq!(local.addr, b.parse::<std::net::IpAddr>().unwrap());
+        assert_ne!(local.ifindex, 0, "the arrival interface is known");
+
+        let data = payload(1, 300);
+        let replies = [
+            Transmit {
+                dst: meta.src,
+                src: Some(local),
+                data: &data[..100],
+                segment_size: None,
+            },
+            Transmit {
+                dst: meta.src,
+                src: Some(local),
+                data: &data,
+                segment_size: Some(100),
+            },
+            Transmit {
+                dst: meta.src,
+                src: None,
+                data: &data[..10],
+                segment_size: None,
+            },
+        ];
+        assert_eq!(server.send_batch(&replies).unwrap(), 3);
+        let mut buf = [0u8; 2048];
+        for i in 0..4 {
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(n, 100, "datagram {i}");
+            assert_eq!(
+                from,
+                at(b, server.local_port()),
+                "datagram {i} left from {from}"
+            );
+        }
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(
+            from,
+            at(a, server.local_port()),
+            "without a source the kernel picks"
+        );
+
+        let mut bad = replies[0];
+        bad.src = Some(ferrotun_proto::source::LocalSource {
+            addr: foreign.parse().unwrap(),
+            ifindex: 0,
+        });
+        let e = server.send_batch(&[bad]).unwrap_err();
+        assert!(is_source_error(&e), "{e}");
+    });
+}
+
+#[test]
+fn pktinfo_names_and_sets_the_local_address_v4() {
+    if have_root() {
+        pktinfo_round_trip(false);
+    }
+}
+
+#[test]
+fn pktinfo_names_and_sets_the_local_address_v6() {
+    if have_root() {
+        pktinfo_round_trip(true);
+    }
 }
