@@ -115,7 +115,7 @@ pub(crate) struct Received {
 /// Reads the control messages of a message recvmmsg just filled in.
 pub(crate) fn decode(h: &libc::msghdr) -> Received {
     let mut out = Received::default();
-    if h.msg_control.is_null() || (h.msg_controllen as usize) < cmsg_len(0) {
+    if h.msg_control.is_null() || h.msg_controllen < cmsg_len(0) {
         return out;
     }
     // SAFETY: `h` is a msghdr whose msg_control points to a control buffer with
@@ -123,13 +123,14 @@ pub(crate) fn decode(h: &libc::msghdr) -> Received {
     // stays inside it; payloads are read unaligned and only when their length covers them.
     unsafe {
         let start = h.msg_control as usize;
-        let end = start + h.msg_controllen as usize;
+        let end = start + h.msg_controllen;
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
             let data = libc::CMSG_DATA(c);
             // What the cmsg claims, cut to what the buffer holds (a truncated one may
             // claim more).
-            let room = ((*c).cmsg_len as usize)
+            let room = (*c)
+                .cmsg_len
                 .min(end.saturating_sub(c as usize))
                 .saturating_sub(cmsg_len(0));
             match ((*c).cmsg_level, (*c).cmsg_type) {

@@ -485,15 +485,11 @@ impl Interface {
             table: &self.indices,
             peer: &peer,
         };
-        let outcome = peer.lock().after_transport_received(
-            &keypair,
-            src,
-            local,
-            env,
-            wire_len,
-            carried_data,
-            &mut reg,
-        );
+        let mut p = peer.lock();
+        let outcome =
+            p.after_transport_received(&keypair, src, env, wire_len, carried_data, &mut reg);
+        p.set_source(local);
+        drop(p);
         Ok(TransportRx {
             peer,
             packet_len,

@@ -174,6 +174,12 @@ impl Peer {
         self.source = None;
     }
 
+    /// Our address the peer's latest authenticated packet arrived at (`None`: unknown),
+    /// set with the endpoint that packet came from; replies leave from it.
+    pub fn set_source(&mut self, local: Option<LocalSource>) {
+        self.source = local;
+    }
+
     /// Forgets the source to send from if it is `source` and the endpoint is still `dst`
     /// (the device could not send from it: the address is gone or unusable). Returns
     /// whether it was forgotten; the kernel then picks the source until the next
@@ -328,7 +334,6 @@ impl Peer {
         &mut self,
         keypair: &Arc<Keypair>,
         src: SocketAddr,
-        local: Option<LocalSource>,
         env: Env,
         wire_bytes: u64,
         carried_data: bool,
@@ -338,7 +343,6 @@ impl Peer {
         let mut outcome = ReceiveOutcome::default();
         self.stats.rx_bytes += wire_bytes;
         self.endpoint = Some(src);
-        self.source = local;
         if self
             .keypairs
             .next
