@@ -128,6 +128,7 @@ fn queued_send_requests_do_not_turn_on_cookie_mode() {
             .try_send(Job::Handshake {
                 data: response[0].data.clone(),
                 src: remote_addr,
+                local: None,
             })
             .is_ok());
 
@@ -163,6 +164,7 @@ fn neither_kind_of_job_crowds_the_other_out() {
                 .try_send(Job::Handshake {
                     data: vec![INITIATION; 148],
                     src: junk,
+                    local: None,
                 })
                 .is_ok());
         }
@@ -180,6 +182,7 @@ fn neither_kind_of_job_crowds_the_other_out() {
                 .try_send(Job::Handshake {
                     data: vec![INITIATION; 148],
                     src: junk,
+                    local: None,
                 })
                 .is_ok(),
             "queued requests refused a handshake message"
