@@ -1,0 +1,211 @@
+//! Recognising the tunnel's own encrypted datagrams when they come back in through the
+//! TUN: the sign of a routing loop (a peer's endpoint reachable only through the tunnel's
+//! own allowed IPs). Sealing them again would send each one round forever, a little larger
+//! every time, and once fragmented, as two.
+//!
+//! What marks a datagram as ours: UDP, from our listen port, carrying a WireGuard message
+//! whose length matches its type. The caller adds the last test, that the source address
+//! is one of this host's, so WireGuard that another machine sends from the same port
+//! number through the tunnel still passes; so does WireGuard inside WireGuard on another
+//! port.
+
+use crate::wire::{
+    COOKIE_REPLY_LEN, INITIATION_LEN, MIN_TRANSPORT_LEN, RESPONSE_LEN, TYPE_COOKIE_REPLY,
+    TYPE_INITIATION, TYPE_RESPONSE, TYPE_TRANSPORT,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+const PROTO_UDP: u8 = 17;
+const UDP_HEADER: usize = 8;
+
+/// The source address of `packet` if it is a UDP datagram from `port` carrying a
+/// WireGuard message (a first fragment of one counts: its UDP header gives the length).
+pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<IpAddr> {
+    let (src, udp) = match packet.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(packet[0] & 0x0f) * 4;
+            let fragment_offset = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]) & 0x1fff;
+            if *packet.get(9)? != PROTO_UDP || fragment_offset != 0 || ihl < 20 {
+                return None;
+            }
+            let src: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            (IpAddr::V4(Ipv4Addr::from(src)), packet.get(ihl..)?)
+        }
+        6 => {
+            let mut next = *packet.get(6)?;
+            let mut at = 40;
+            // Our sockets add no extension header; the kernel adds a fragment header when
+            // it has to split a datagram.
+            if next == 44 {
+                let offset = u16::from_be_bytes([*packet.get(at + 2)?, *packet.get(at + 3)?]) >> 3;
+                if offset != 0 {
+                    return None;
+                }
+                next = packet[at];
+                at += 8;
+            }
+            if next != PROTO_UDP {
+                return None;
+            }
+            let src: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            (IpAddr::V6(Ipv6Addr::from(src)), packet.get(at..)?)
+        }
+        _ => return None,
+    };
+    let src_port = u16::from_be_bytes([*udp.first()?, *udp.get(1)?]);
+    if src_port != port {
+        return None;
+    }
+    let udp_len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
+    let message = udp.get(UDP_HEADER..)?;
+    is_wireguard(message, udp_len.checked_sub(UDP_HEADER)?).then_some(src)
+}
+
+/// Whether `head` (the first bytes of a message of `len` bytes) starts like a WireGuard
+/// message of exactly that length: a type, three zero bytes, and the type's size.
+fn is_wireguard(head: &[u8], len: usize) -> bool {
+    let Some(&[kind, 0, 0, 0]) = head.get(..4) else {
+        return false;
+    };
+    match u32::from(kind) {
+        TYPE_INITIATION => len == INITIATION_LEN,
+        TYPE_RESPONSE => len == RESPONSE_LEN,
+        TYPE_COOKIE_REPLY => len == COOKIE_REPLY_LEN,
+        TYPE_TRANSPORT => len >= MIN_TRANSPORT_LEN,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 UDP datagram from `src:sport` carrying `payload`.
+    fn udp4(src: [u8; 4], sport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = PROTO_UDP;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&[10, 9, 0, 2]);
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&7u16.to_be_bytes());
+        p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// An IPv6 UDP datagram from `[fd00::1]:sport`, optionally behind a fragment header.
+    fn udp6(sport: u16, payload: &[u8], fragment: Option<u16>) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[6] = PROTO_UDP;
+        p[8] = 0xfd;
+        p[23] = 1;
+        p[24] = 0xfd;
+        p[39] = 2;
+        if let Some(offset) = fragment {
+            p[6] = 44;
+            let mut frag = [0u8; 8];
+            frag[0] = PROTO_UDP;
+            frag[2..4].copy_from_slice(&((offset << 3) | 1).to_be_bytes());
+            p.extend_from_slice(&frag);
+        }
+        let mut udp = [0u8; 8];
+        udp[0..2].copy_from_slice(&sport.to_be_bytes());
+        udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&udp);
+        p.extend_from_slice(payload);
+        let payload_len = (p.len() - 40) as u16;
+        p[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        p
+    }
+
+    fn message(kind: u8, len: usize) -> Vec<u8> {
+        let mut m = vec![0xabu8; len];
+        m[..4].copy_from_slice(&[kind, 0, 0, 0]);
+        m
+    }
+
+    #[test]
+    fn our_messages_are_recognised() {
+        for (kind, len) in [(1, 148), (2, 92), (3, 64), (4, 32), (4, 1452)] {
+            let p = udp4([10, 9, 0, 1], 51820, &message(kind, len));
+            assert_eq!(
+                wireguard_from_port(&p, 51820),
+                Some("10.9.0.1".parse().unwrap()),
+                "type {kind} len {len}"
+            );
+            let p = udp6(51820, &message(kind, len), None);
+            assert_eq!(
+                wireguard_from_port(&p, 51820),
+                Some("fd00::1".parse().unwrap())
+            );
+        }
+    }
+
+    #[test]
+    fn wireguard_on_another_port_passes() {
+        // WireGuard inside WireGuard: another tunnel's datagrams ride this one.
+        let p = udp4([10, 9, 0, 1], 51821, &message(4, 128));
+        assert_eq!(wireguard_from_port(&p, 51820), None);
+        let p = udp6(5, &message(1, 148), None);
+        assert_eq!(wireguard_from_port(&p, 51820), None);
+    }
+
+    #[test]
+    fn other_udp_from_our_port_passes() {
+        // DNS-sized, wrong type, wrong length for its type, non-zero reserved bytes.
+        for payload in [
+            vec![0x12u8; 40],
+            message(5, 64),
+            message(1, 147),
+            message(2, 148),
+            message(3, 92),
+            message(4, 31),
+            vec![
+                4, 1, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+                9, 9, 9, 9,
+            ],
+        ] {
+            let p = udp4([10, 9, 0, 1], 51820, &payload);
+            assert_eq!(wireguard_from_port(&p, 51820), None, "{payload:?}");
+        }
+        let mut tcp = udp4([10, 9, 0, 1], 51820, &message(4, 64));
+        tcp[9] = 6;
+        assert_eq!(wireguard_from_port(&tcp, 51820), None);
+    }
+
+    #[test]
+    fn fragments() {
+        // The first fragment of a big datagram carries the UDP header and the full length.
+        let mut big = message(4, 1600);
+        big.truncate(1400);
+        let mut p = udp4([10, 9, 0, 1], 51820, &big);
+        p[24..26].copy_from_slice(&(8u16 + 1600).to_be_bytes());
+        p[6] = 0x20; // more fragments
+        assert!(wireguard_from_port(&p, 51820).is_some());
+        // A later fragment has no UDP header: whatever its bytes, it is not recognised.
+        p[6..8].copy_from_slice(&(0x2000u16 | 175).to_be_bytes());
+        assert_eq!(wireguard_from_port(&p, 51820), None);
+
+        let p = udp6(51820, &message(4, 96), Some(0));
+        assert!(wireguard_from_port(&p, 51820).is_some());
+        let p = udp6(51820, &message(4, 96), Some(181));
+        assert_eq!(wireguard_from_port(&p, 51820), None);
+    }
+
+    #[test]
+    fn short_or_odd_packets_are_none() {
+        let p = udp4([10, 9, 0, 1], 51820, &message(4, 64));
+        for cut in 0..28 {
+            assert_eq!(wireguard_from_port(&p[..cut], 51820), None, "cut at {cut}");
+        }
+        assert_eq!(wireguard_from_port(&[0x10, 0, 0], 51820), None);
+        let p = udp6(51820, &message(4, 64), None);
+        for cut in 0..52 {
+            assert_eq!(wireguard_from_port(&p[..cut], 51820), None, "cut at {cut}");
+        }
+    }
+}
