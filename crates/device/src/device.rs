@@ -3,10 +3,13 @@
 
 use crate::clock::Clock;
 use crate::control::{self, Control, Jobs};
+use crate::local_addrs::LocalAddrs;
+use crate::loop_guard::LoopGuard;
 use crate::netset::NetSet;
 use crate::steal::Crew;
 use crate::steer::Steering;
 use crate::tun::{Tun, TunQueue};
+use crate::unreachable::Unreachable;
 use crate::worker::{DataCounters, Worker};
 use crate::Cancel;
 use ferrotun_proto::interface::{Env, Interface};
@@ -52,6 +55,8 @@ pub struct Device {
     steering: Arc<Steering>,
     /// The TUN took UDP segmentation offload (kernel ≥ 6.2).
     uso: bool,
+    loop_guard: Arc<LoopGuard>,
+    unreachable: Arc<Unreachable>,
 }
 
 fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
@@ -81,6 +86,9 @@ impl Device {
         let net = Arc::new(RwLock::new(Arc::new(NetSet::bind(0, workers, 0)?)));
         let (jobs, job_rx) = control::channel();
         let clock = Clock::default();
+        let addrs = Arc::new(LocalAddrs::new());
+        let loop_guard = Arc::new(LoopGuard::new(&name, addrs.clone()));
+        let unreachable = Arc::new(Unreachable::new(&name, addrs));
         let device = Arc::new(Device {
             name,
             ifindex,
@@ -96,6 +104,8 @@ impl Device {
             tuns: Mutex::new(Some(tun.into_queues().into())),
             steering: Arc::new(Steering::new(workers)),
             uso,
+            loop_guard,
+            unreachable,
         });
         let control = Control {
             iface,
@@ -134,6 +144,8 @@ impl Device {
                 counters: self.counters.clone(),
                 crew: crew.clone(),
                 gro_refused: std::cell::Cell::new(false),
+                loop_guard: self.loop_guard.clone(),
+                unreachable: self.unreachable.clone(),
             };
             let (stop, cancel) = (stop.clone(), self.cancel.clone());
             handles.push(

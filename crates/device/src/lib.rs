@@ -86,3 +86,6 @@ pub mod worker;
 pub use device::{Device, DeviceConfig};
 pub mod gso;
 pub mod inherit;
+pub mod local_addrs;
+pub mod loop_guard;
+pub mod unreachable;

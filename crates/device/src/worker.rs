@@ -6,12 +6,14 @@ use crate::clock::Clock;
 use crate::control::{Job, Jobs};
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
+use crate::loop_guard::LoopGuard;
 use crate::netset::NetSet;
 use crate::offload::{split_from, write_or_split, Coalescer, TunWrite, MAX_PACKET};
 use crate::steal::{Crew, ShareGate};
 use crate::steer::Steering;
 use crate::tun::{is_gone, TunQueue};
 use crate::udp::{is_source_error, RecvMeta, Transmit, UdpSocket};
+use crate::unreachable::Unreachable;
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
 use ferrotun_proto::interface::{Env, Interface, PeerRef, RxError, TransportRx};
@@ -43,6 +45,10 @@ pub struct DataCounters {
     pub rx_invalid: AtomicU64,
     pub handshake_queue_full: AtomicU64,
     pub send_errors: AtomicU64,
+    /// Our own datagrams that came back in through the TUN (a routing loop), dropped.
+    pub tun_looped: AtomicU64,
+    /// ICMP/ICMPv6 destination-unreachable errors written for packets without a peer.
+    pub unreachable_sent: AtomicU64,
 }
 
 pub struct Worker {
@@ -63,6 +69,10 @@ pub struct Worker {
     /// Set once the TUN refuses a merged (GSO) write; from then on packets go to the
     /// TUN one by one. Refused offload costs speed, never packets.
     pub gro_refused: Cell<bool>,
+    /// Drops our own datagrams when a routing loop brings them back.
+    pub loop_guard: Arc<LoopGuard>,
+    /// Answers packets without a peer with ICMP errors.
+    pub unreachable: Arc<Unreachable>,
 }
 
 /// Buffers owned by one worker for its whole life: no allocation per packet.
@@ -305,6 +315,7 @@ impl Worker {
     /// flow lands on one worker, and this is how it still uses the others), and the batch
     /// leaves in its original order once all of it is sealed.
     fn encrypt_batch(&self, b: &mut Buffers, n: usize) {
+        let n = self.drop_looped(b, n);
         let env = self.clock.env();
         let mtu = self.iface.mtu();
         let mut run: Option<SendRun> = None;
@@ -316,6 +327,7 @@ impl Worker {
             let packet = &b.bufs[i][TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];
             let Some(peer) = self.iface.route(packet) else {
                 self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
+                self.answer_unreachable(packet, env);
                 continue;
             };
             if run.as_ref().is_none_or(|r| r.peer != peer) {
@@ -354,6 +366,30 @@ impl Worker {
         self.finish_run(run, env);
         self.seal_all(b, n, count);
         self.send_sealed(b, &out[..count]);
+    }
+
+    /// Removes our own datagrams coming back through the TUN (see [`LoopGuard`]).
+    fn drop_looped(&self, b: &mut Buffers, n: usize) -> usize {
+        let (port, now_ms) = (self.net.port, self.now_ms());
+        let (bufs, lens) = (&mut b.bufs[..n], &mut b.lens[..n]);
+        let kept = self
+            .loop_guard
+            .filter_batch(bufs, lens, n, TRANSPORT_HEADER_LEN, port, now_ms);
+        if kept < n {
+            let dropped = (n - kept) as u64;
+            self.counters
+                .tun_looped
+                .fetch_add(dropped, Ordering::Relaxed);
+        }
+        kept
+    }
+
+    fn answer_unreachable(&self, packet: &[u8], env: Env) {
+        if self.unreachable.answer(packet, self.tun(), env.now) {
+            self.counters
+                .unreachable_sent
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn seal_all(&self, b: &mut Buffers, n: usize, count: usize) {

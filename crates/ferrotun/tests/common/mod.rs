@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod flood;
+pub mod icmp_listener;
 pub mod impair;
 pub mod inside;
 pub mod iperf;
