@@ -5,7 +5,8 @@
 //! recognised on their first return and dropped, and the loop is reported once.
 
 use crate::local_addrs::LocalAddrs;
-use ferrotun_proto::{ip, outer};
+use ferrotun_proto::interface::Interface;
+use ferrotun_proto::outer;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -30,30 +31,33 @@ impl LoopGuard {
     }
 
     /// Whether `packet`, read from the TUN, is one of our own datagrams (sent from
-    /// `port`) coming back: then it must be dropped. The first one of a loop is logged.
+    /// `port`) going round a loop: then it must be dropped. The first one of a loop is
+    /// logged.
     ///
     /// Cheap for everything else: a UDP packet from another port is turned away after
-    /// reading three header fields; only a WireGuard message from our port from a local
-    /// address counts, so WireGuard that another machine sends through the tunnel from the
-    /// same port number, or WireGuard inside WireGuard on another port, passes.
+    /// reading a few header fields. Only a WireGuard message from our port, from a local
+    /// address, addressed to the endpoint of the peer it routes to counts: WireGuard that
+    /// another machine sends through the tunnel from the same port number passes, so does
+    /// WireGuard inside WireGuard on another port, and so does onion routing (a peer
+    /// reached through another peer of the same interface).
     #[inline]
-    pub fn is_looped(&self, packet: &[u8], port: u16, now_ms: u64) -> bool {
-        let Some(src) = outer::wireguard_from_port(packet, port) else {
+    pub fn is_looped(&self, iface: &Interface, packet: &[u8], port: u16, now_ms: u64) -> bool {
+        let Some(ours) = outer::wireguard_from_port(packet, port) else {
             return false;
         };
-        if !self.addrs.is_local(src, now_ms) {
+        if !self.addrs.is_local(ours.src, now_ms)
+            || !outer::loops_to_its_own_peer(iface, packet, &ours)
+        {
             return false;
         }
         let previous = self.last_seen.swap(now_ms + 1, Ordering::Relaxed);
         if previous == 0 || (now_ms + 1).saturating_sub(previous) >= REPORT_AGAIN_AFTER_MS {
-            let endpoint = ip::destination(packet)
-                .map(|a| a.to_string())
-                .unwrap_or_default();
             tracing::warn!(
-                "routing loop: {}'s own encrypted packets to {endpoint} come back in \
-                 through {}; dropping them (a peer's endpoint must not be reachable only \
-                 through the tunnel: exclude it with a route or a fwmark)",
+                "routing loop: {}'s own encrypted packets to {} come back in through {}; \
+                 dropping them (a peer's endpoint must not be reachable only through the \
+                 tunnel: exclude it with a route or a fwmark)",
                 self.ifname,
+                ours.dst,
                 self.ifname
             );
         }
@@ -63,8 +67,10 @@ impl LoopGuard {
     /// Removes the looped packets from a batch read from the TUN (packet `i` is
     /// `bufs[i][offset..offset + lens[i]]`), keeping the others in order; returns how many
     /// are left. Buffers are swapped, not copied, and only once a packet is dropped.
+    #[allow(clippy::too_many_arguments)]
     pub fn filter_batch(
         &self,
+        iface: &Interface,
         bufs: &mut [Vec<u8>],
         lens: &mut [usize],
         n: usize,
@@ -75,7 +81,7 @@ impl LoopGuard {
         let mut kept = 0;
         for i in 0..n {
             let packet = &bufs[i][offset..offset + lens[i]];
-            if self.is_looped(packet, port, now_ms) {
+            if self.is_looped(iface, packet, port, now_ms) {
                 continue;
             }
             if kept != i {
@@ -91,8 +97,9 @@ impl LoopGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrotun_proto::keys::PublicKey;
 
-    /// An IPv4 UDP datagram from 127.0.0.1 (local everywhere) or `src` to 10.9.0.2:7.
+    /// An IPv4 UDP datagram from `src:sport` to 10.9.0.2:7.
     fn datagram(src: [u8; 4], sport: u16, kind: u8, len: usize) -> Vec<u8> {
         let mut p = vec![0u8; 28 + len];
         p[0] = 0x45;
@@ -107,23 +114,40 @@ mod tests {
         p
     }
 
+    /// An interface with one peer whose endpoint, 10.9.0.2:7, is inside its allowed IPs.
+    fn looping_interface() -> Interface {
+        let iface = Interface::new(Box::new(rand_core::OsRng));
+        let c = iface.add_peer(PublicKey::from_bytes([3; 32])).unwrap();
+        iface.add_allowed_ip(&c, "10.9.0.0".parse().unwrap(), 24);
+        c.lock().set_endpoint("10.9.0.2:7".parse().unwrap());
+        iface
+    }
+
     #[test]
     fn our_datagram_is_dropped_and_others_pass() {
         let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()));
+        let iface = looping_interface();
+        // 127.0.0.1 is local everywhere.
         let local = [127, 0, 0, 1];
-        assert!(guard.is_looped(&datagram(local, 51820, 4, 64), 51820, 1));
-        assert!(guard.is_looped(&datagram(local, 51820, 1, 148), 51820, 2));
+        assert!(guard.is_looped(&iface, &datagram(local, 51820, 4, 64), 51820, 1));
+        assert!(guard.is_looped(&iface, &datagram(local, 51820, 1, 148), 51820, 2));
         // Another port: WireGuard inside WireGuard.
-        assert!(!guard.is_looped(&datagram(local, 5, 4, 64), 51820, 3));
+        assert!(!guard.is_looped(&iface, &datagram(local, 5, 4, 64), 51820, 3));
         // Our port number, but from a machine behind us (not a local address).
-        assert!(!guard.is_looped(&datagram([203, 0, 113, 9], 51820, 4, 64), 51820, 4));
+        let remote = datagram([203, 0, 113, 9], 51820, 4, 64);
+        assert!(!guard.is_looped(&iface, &remote, 51820, 4));
         // Our port and address, but not a WireGuard message.
-        assert!(!guard.is_looped(&datagram(local, 51820, 9, 64), 51820, 5));
+        assert!(!guard.is_looped(&iface, &datagram(local, 51820, 9, 64), 51820, 5));
+        // The peer's endpoint moved out of the tunnel: the same datagram is no loop.
+        let c = iface.peer(&PublicKey::from_bytes([3; 32])).unwrap();
+        c.lock().set_endpoint("192.0.2.1:7".parse().unwrap());
+        assert!(!guard.is_looped(&iface, &datagram(local, 51820, 4, 64), 51820, 6));
     }
 
     #[test]
     fn a_batch_keeps_its_other_packets_in_order() {
         let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()));
+        let iface = looping_interface();
         let local = [127, 0, 0, 1];
         let packets = [
             datagram(local, 51820, 4, 64),
@@ -142,7 +166,7 @@ mod tests {
             })
             .collect();
         let mut lens: Vec<usize> = packets.iter().map(|p| p.len()).collect();
-        let kept = guard.filter_batch(&mut bufs, &mut lens, 5, offset, 51820, 1);
+        let kept = guard.filter_batch(&iface, &mut bufs, &mut lens, 5, offset, 51820, 1);
         assert_eq!(kept, 2);
         assert_eq!(&bufs[0][offset..offset + lens[0]], &packets[1][..]);
         assert_eq!(&bufs[1][offset..offset + lens[1]], &packets[4][..]);

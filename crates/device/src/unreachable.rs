@@ -80,6 +80,10 @@ impl Unreachable {
     /// per packet.
     fn source_for(&self, packet: &[u8], now: Instant) -> Option<IpAddr> {
         let dst = ip::destination(packet)?;
+        if dst.is_multicast() {
+            // Never answered (the builder refuses it too); no need to look anything up.
+            return None;
+        }
         let IpAddr::V6(_) = dst else {
             return Some(dst);
         };

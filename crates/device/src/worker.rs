@@ -372,9 +372,15 @@ impl Worker {
     fn drop_looped(&self, b: &mut Buffers, n: usize) -> usize {
         let (port, now_ms) = (self.net.port, self.now_ms());
         let (bufs, lens) = (&mut b.bufs[..n], &mut b.lens[..n]);
-        let kept = self
-            .loop_guard
-            .filter_batch(bufs, lens, n, TRANSPORT_HEADER_LEN, port, now_ms);
+        let kept = self.loop_guard.filter_batch(
+            &self.iface,
+            bufs,
+            lens,
+            n,
+            TRANSPORT_HEADER_LEN,
+            port,
+            now_ms,
+        );
         if kept < n {
             let dropped = (n - kept) as u64;
             self.counters

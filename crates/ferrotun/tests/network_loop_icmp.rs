@@ -35,15 +35,17 @@ fn tun_tx_bytes(t: &Tunnel) -> u64 {
         .expect("tx_bytes is a number")
 }
 
-/// netns.sh, "onion routing ... even when it loops" with the routing-loop bound: `a` talks
-/// to a second peer `c`, then `c` goes away and `a` is told that `c`'s endpoint is `c`'s
-/// own tunnel address, so everything `a` sends to `c` is routed back into `a`'s interface.
+/// netns.sh, "Test that onion routing works, even when it loops", with the routing-loop
+/// bound: `a` reaches a second peer `c` through its tunnel to `b` (c's endpoint is b's
+/// tunnel address: onion routing, which must keep working); then `c` goes away and `a` is
+/// told that `c`'s endpoint is `c`'s own tunnel address, so everything `a` sends to `c` is
+/// routed back into `a`'s interface, to `c` again.
 #[test]
 fn routing_loop_is_bounded_logged_once_and_other_peers_still_work() {
     let t = Tunnel::new(Impl::Ferrotun, Impl::Ferrotun);
     t.ping(&t.a, t.b.addrs.inner4, Duration::from_secs(20));
 
-    // Peer c: a second daemon in b's namespace, reached first over the real network.
+    // Peer c: a second daemon in b's namespace, reached through the a-b tunnel.
     let c_if = unique_name("ftc");
     let c = Impl::Ferrotun.start(&t.b.ns, &c_if);
     let c_keys = Keypair::generate();
@@ -71,7 +73,7 @@ fn routing_loop_is_bounded_logged_once_and_other_peers_still_work() {
     t.b.ns.ip(&["link", "set", &c_if, "mtu", "1420", "up"]);
     let a_if = t.a.ifname().to_string();
     t.a.ns.ip(&["addr", "add", "10.242.0.1/24", "dev", &a_if]);
-    let c_endpoint = format!("{}:51822", t.b.addrs.outer);
+    let c_endpoint = format!("{}:51822", t.b.addrs.inner4);
     wg(
         &t.a.ns,
         &[

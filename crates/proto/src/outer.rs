@@ -1,27 +1,37 @@
 //! Recognising the tunnel's own encrypted datagrams when they come back in through the
-//! TUN: the sign of a routing loop (a peer's endpoint reachable only through the tunnel's
-//! own allowed IPs). Sealing them again would send each one round forever, a little larger
-//! every time, and once fragmented, as two.
+//! TUN in a routing loop: a peer's endpoint reachable only through that peer's own allowed
+//! IPs. Sealing them again would send each one round forever, a little larger every time,
+//! and once fragmented, as two.
 //!
 //! What marks a datagram as ours: UDP, from our listen port, carrying a WireGuard message
-//! whose length matches its type. The caller adds the last test, that the source address
-//! is one of this host's, so WireGuard that another machine sends from the same port
-//! number through the tunnel still passes; so does WireGuard inside WireGuard on another
-//! port.
+//! whose length matches its type. The caller adds that the source address is one of this
+//! host's, so WireGuard that another machine sends from the same port number through the
+//! tunnel still passes; so does WireGuard inside WireGuard on another port. And one of our
+//! own datagrams is a loop only when it is addressed to the endpoint of the very peer it
+//! routes to: addressed to one peer's endpoint and routed to another is onion routing (a
+//! peer reached through another one), which works as it does in the kernel.
 
+use crate::interface::Interface;
 use crate::wire::{
     COOKIE_REPLY_LEN, INITIATION_LEN, MIN_TRANSPORT_LEN, RESPONSE_LEN, TYPE_COOKIE_REPLY,
     TYPE_INITIATION, TYPE_RESPONSE, TYPE_TRANSPORT,
 };
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 const PROTO_UDP: u8 = 17;
 const UDP_HEADER: usize = 8;
 
-/// The source address of `packet` if it is a UDP datagram from `port` carrying a
-/// WireGuard message (a first fragment of one counts: its UDP header gives the length).
-pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<IpAddr> {
-    let (src, udp) = match packet.first()? >> 4 {
+/// Addresses of a WireGuard datagram read from the TUN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireguardDatagram {
+    pub src: IpAddr,
+    pub dst: SocketAddr,
+}
+
+/// The addresses of `packet` if it is a UDP datagram from `port` carrying a WireGuard
+/// message (a first fragment of one counts: its UDP header gives the length).
+pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<WireguardDatagram> {
+    let (src, dst, udp) = match packet.first()? >> 4 {
         4 => {
             let ihl = usize::from(packet[0] & 0x0f) * 4;
             let fragment_offset = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]) & 0x1fff;
@@ -29,7 +39,12 @@ pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<IpAddr> {
                 return None;
             }
             let src: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
-            (IpAddr::V4(Ipv4Addr::from(src)), packet.get(ihl..)?)
+            let dst: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            (
+                IpAddr::V4(Ipv4Addr::from(src)),
+                IpAddr::V4(Ipv4Addr::from(dst)),
+                packet.get(ihl..)?,
+            )
         }
         6 => {
             let mut next = *packet.get(6)?;
@@ -48,7 +63,12 @@ pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<IpAddr> {
                 return None;
             }
             let src: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
-            (IpAddr::V6(Ipv6Addr::from(src)), packet.get(at..)?)
+            let dst: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            (
+                IpAddr::V6(Ipv6Addr::from(src)),
+                IpAddr::V6(Ipv6Addr::from(dst)),
+                packet.get(at..)?,
+            )
         }
         _ => return None,
     };
@@ -56,9 +76,23 @@ pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<IpAddr> {
     if src_port != port {
         return None;
     }
+    let dst_port = u16::from_be_bytes([*udp.get(2)?, *udp.get(3)?]);
     let udp_len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
     let message = udp.get(UDP_HEADER..)?;
-    is_wireguard(message, udp_len.checked_sub(UDP_HEADER)?).then_some(src)
+    is_wireguard(message, udp_len.checked_sub(UDP_HEADER)?).then_some(WireguardDatagram {
+        src,
+        dst: SocketAddr::new(dst, dst_port),
+    })
+}
+
+/// Whether our own datagram `d`, back from the TUN as `packet`, routes to the peer whose
+/// endpoint it is addressed to: sealing it again would send it to the same place again.
+pub fn loops_to_its_own_peer(iface: &Interface, packet: &[u8], d: &WireguardDatagram) -> bool {
+    let Some(peer) = iface.route(packet) else {
+        return false;
+    };
+    let endpoint = peer.lock().endpoint();
+    endpoint.is_some_and(|e| e.ip() == d.dst.ip() && e.port() == d.dst.port())
 }
 
 /// Whether `head` (the first bytes of a message of `len` bytes) starts like a WireGuard
@@ -79,6 +113,7 @@ fn is_wireguard(head: &[u8], len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::PublicKey;
 
     /// An IPv4 UDP datagram from `src:sport` carrying `payload`.
     fn udp4(src: [u8; 4], sport: u16, payload: &[u8]) -> Vec<u8> {
@@ -114,6 +149,7 @@ mod tests {
         }
         let mut udp = [0u8; 8];
         udp[0..2].copy_from_slice(&sport.to_be_bytes());
+        udp[2..4].copy_from_slice(&7u16.to_be_bytes());
         udp[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
         p.extend_from_slice(&udp);
         p.extend_from_slice(payload);
@@ -134,13 +170,19 @@ mod tests {
             let p = udp4([10, 9, 0, 1], 51820, &message(kind, len));
             assert_eq!(
                 wireguard_from_port(&p, 51820),
-                Some("10.9.0.1".parse().unwrap()),
+                Some(WireguardDatagram {
+                    src: "10.9.0.1".parse().unwrap(),
+                    dst: "10.9.0.2:7".parse().unwrap()
+                }),
                 "type {kind} len {len}"
             );
             let p = udp6(51820, &message(kind, len), None);
             assert_eq!(
                 wireguard_from_port(&p, 51820),
-                Some("fd00::1".parse().unwrap())
+                Some(WireguardDatagram {
+                    src: "fd00::1".parse().unwrap(),
+                    dst: "[fd00::2]:7".parse().unwrap()
+                })
             );
         }
     }
@@ -175,6 +217,39 @@ mod tests {
         let mut tcp = udp4([10, 9, 0, 1], 51820, &message(4, 64));
         tcp[9] = 6;
         assert_eq!(wireguard_from_port(&tcp, 51820), None);
+    }
+
+    #[test]
+    fn a_loop_routes_to_the_peer_it_is_addressed_to_and_onion_routing_does_not() {
+        let iface = Interface::new(Box::new(rand_core::OsRng));
+        let c = iface.add_peer(PublicKey::from_bytes([3; 32])).unwrap();
+        let b = iface.add_peer(PublicKey::from_bytes([2; 32])).unwrap();
+        iface.add_allowed_ip(&c, "10.9.0.0".parse().unwrap(), 24);
+        iface.add_allowed_ip(&b, "10.8.0.0".parse().unwrap(), 24);
+        b.lock().set_endpoint("192.0.2.1:51820".parse().unwrap());
+        let ours = udp4([10, 9, 0, 1], 51820, &message(4, 64));
+        let d = wireguard_from_port(&ours, 51820).unwrap();
+        assert_eq!(d.dst, "10.9.0.2:7".parse().unwrap());
+
+        // c's endpoint is inside c's own allowed IPs: the datagram goes round.
+        c.lock().set_endpoint("10.9.0.2:7".parse().unwrap());
+        assert!(loops_to_its_own_peer(&iface, &ours, &d));
+        // Another port of that address is not c's endpoint.
+        c.lock().set_endpoint("10.9.0.2:8".parse().unwrap());
+        assert!(!loops_to_its_own_peer(&iface, &ours, &d));
+
+        // Onion routing: c's endpoint is reached through b, and that is no loop.
+        let mut onion = udp4([10, 9, 0, 1], 51820, &message(4, 64));
+        onion[16..20].copy_from_slice(&[10, 8, 0, 2]);
+        let d = wireguard_from_port(&onion, 51820).unwrap();
+        c.lock().set_endpoint(d.dst);
+        assert!(!loops_to_its_own_peer(&iface, &onion, &d));
+
+        // No peer for the destination: nothing to loop to.
+        let mut nowhere = ours.clone();
+        nowhere[16..20].copy_from_slice(&[10, 7, 0, 2]);
+        let d = wireguard_from_port(&nowhere, 51820).unwrap();
+        assert!(!loops_to_its_own_peer(&iface, &nowhere, &d));
     }
 
     #[test]
