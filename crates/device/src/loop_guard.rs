@@ -1,8 +1,14 @@
-//! Stops routing loops: when a peer's endpoint is reachable only through the tunnel's own
-//! allowed IPs, every datagram the tunnel sends comes back in through the TUN, is sealed
-//! again (larger, and once over the MTU, fragmented into two) and goes round forever. The
-//! kernel's WireGuard ends such a loop within a few rounds; here our own datagrams are
-//! recognised on their first return and dropped, and the loop is reported once.
+//! Stops routing loops: when a peer's endpoint is reachable only through that peer's own
+//! allowed IPs on this interface (a classic misconfiguration: a default route into the
+//! tunnel without an exception for the endpoint), every datagram to that peer comes back
+//! in through the TUN, is sealed again (larger, and once over the MTU, fragmented into
+//! two) and goes round forever. The kernel's WireGuard ends such a loop within a few
+//! rounds; here our own datagrams are recognised on their first return and dropped
+//! (counted in `DataCounters::tun_looped`), and the loop is reported once.
+//!
+//! Not caught: a cycle through two or more peers (each one's endpoint inside the other's
+//! allowed IPs) or through two interfaces: each datagram there is addressed to another
+//! peer than the one it routes to, exactly like onion routing, which must keep working.
 
 use crate::local_addrs::LocalAddrs;
 use ferrotun_proto::interface::Interface;
