@@ -45,11 +45,13 @@ pub enum Refusal {
     BadSource,
     /// The error's source is of another family than the packet.
     FamilyMismatch,
+    /// The output buffer cannot hold the error (give it [`ERROR_MAX`] bytes).
+    NoRoom,
 }
 
 /// Writes into `out` the destination-unreachable error for `packet` (an IP packet that
-/// no peer carries), from `src`, and returns its length. `out` must hold [`ERROR_MAX`]
-/// bytes. `src` is chosen by the caller (the interface's address, or the destination).
+/// no peer carries), from `src`, and returns its length; `out` needs up to [`ERROR_MAX`]
+/// bytes. `src` is chosen by the caller (see the device's `unreachable.rs`).
 pub fn unreachable(packet: &[u8], src: IpAddr, out: &mut [u8]) -> Result<usize, Refusal> {
     match (packet.first().map(|b| b >> 4), src) {
         (Some(4), IpAddr::V4(src)) => unreachable_v4(packet, src, out),
@@ -98,7 +100,7 @@ fn unreachable_v4(packet: &[u8], src: Ipv4Addr, out: &mut [u8]) -> Result<usize,
     }
     let quote = original.len().min(V4_ERROR_MAX - V4_HEADER - ICMP_HEADER);
     let len = V4_HEADER + ICMP_HEADER + quote;
-    let out = out.get_mut(..len).ok_or(Refusal::Malformed)?;
+    let out = out.get_mut(..len).ok_or(Refusal::NoRoom)?;
     out.fill(0);
     out[0] = 0x45;
     out[1] = TOS_INTERNET_CONTROL;
@@ -175,7 +177,7 @@ fn unreachable_v6(packet: &[u8], src: Ipv6Addr, out: &mut [u8]) -> Result<usize,
     let quote = original.len().min(V6_ERROR_MAX - V6_HEADER - ICMP_HEADER);
     let icmp_len = ICMP_HEADER + quote;
     let len = V6_HEADER + icmp_len;
-    let out = out.get_mut(..len).ok_or(Refusal::Malformed)?;
+    let out = out.get_mut(..len).ok_or(Refusal::NoRoom)?;
     out.fill(0);
     out[0] = 0x60;
     out[4..6].copy_from_slice(&(icmp_len as u16).to_be_bytes());

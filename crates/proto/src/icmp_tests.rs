@@ -20,7 +20,7 @@ fn v4(proto: u8, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// An IPv6 packet from fd00::5 to fd00::99: `chain` is the next-header value and the
+/// An IPv6 packet from fd00::5 to fd00::99: `next` is the next-header value, `rest` the
 /// bytes that follow the fixed header.
 fn v6(next: u8, rest: &[u8]) -> Vec<u8> {
     let mut p = vec![0u8; 40];
@@ -186,7 +186,10 @@ fn v4_refusals() {
     );
     // Too small an output buffer is refused, not a panic.
     let mut small = [0u8; 30];
-    assert!(unreachable(&base, IpAddr::V4(SRC4), &mut small).is_err());
+    assert_eq!(
+        unreachable(&base, IpAddr::V4(SRC4), &mut small),
+        Err(Refusal::NoRoom)
+    );
 }
 
 /// Verifies an ICMPv6 checksum over the pseudo-header.
