@@ -63,9 +63,39 @@ fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
     Box::new(rand_core::OsRng)
 }
 
+/// A device whose TUN and sockets exist but whose threads have not started.
+pub struct Opened {
+    device: Arc<Device>,
+    control: Control,
+}
+
+impl Opened {
+    pub fn device(&self) -> &Arc<Device> {
+        &self.device
+    }
+
+    /// Starts the control thread and the workers.
+    pub fn start(self) -> io::Result<Arc<Device>> {
+        let Opened { device, control } = self;
+        let handle = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || control.run())?;
+        *device.control.lock() = Some(handle);
+        device.start_workers()?;
+        Ok(device)
+    }
+}
+
 impl Device {
     /// Creates the TUN, binds a random port and starts the workers and the control thread.
     pub fn start(config: DeviceConfig, cancel: Cancel) -> io::Result<Arc<Device>> {
+        Device::open(config, cancel)?.start()
+    }
+
+    /// Creates the TUN and binds a random port, but starts no thread yet: between this and
+    /// [`Opened::start`] the process is still single-threaded, which is when the daemon
+    /// gives up its privileges (capabilities are per thread).
+    pub fn open(config: DeviceConfig, cancel: Cancel) -> io::Result<Opened> {
         let workers = config.workers.max(1);
         let tun = match config.tun_fd {
             Some(fd) => Tun::from_fd(fd, workers)?,
@@ -114,12 +144,7 @@ impl Device {
             cancel,
             jobs: job_rx,
         };
-        let handle = std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || control.run())?;
-        *device.control.lock() = Some(handle);
-        device.start_workers()?;
-        Ok(device)
+        Ok(Opened { device, control })
     }
 
     fn start_workers(&self) -> io::Result<()> {

@@ -51,6 +51,7 @@
 
 pub mod cancel;
 mod cmsg;
+pub mod confine;
 pub mod epoll;
 mod mmsg;
 pub mod netif;
@@ -83,7 +84,7 @@ pub mod device;
 pub mod netset;
 pub mod worker;
 
-pub use device::{Device, DeviceConfig};
+pub use device::{Device, DeviceConfig, Opened};
 pub mod gso;
 pub mod inherit;
 pub mod local_addrs;

@@ -1,6 +1,7 @@
 //! `ferrotun [-f|--foreground] <ifname>`: the daemon, a drop-in for wireguard-go.
 
 pub mod apply;
+pub mod confine;
 pub mod server;
 
 use anyhow::{bail, Context};
@@ -18,7 +19,10 @@ const ENV_UAPI_FD: &str = "WG_UAPI_FD";
 const ENV_FOREGROUND: &str = "WG_PROCESS_FOREGROUND";
 
 pub fn usage(program: &str) -> String {
-    format!("Usage: {program} [-f/--foreground] INTERFACE-NAME")
+    format!(
+        "Usage: {program} [-f/--foreground] [--user NAME] [{}] INTERFACE-NAME",
+        confine::OPT_DISABLE
+    )
 }
 
 /// Interface names the kernel accepts: 1–15 bytes, no '/', no whitespace, not "." or "..".
@@ -59,9 +63,19 @@ pub fn init_logging() {
 pub fn main(program: &str, args: &[String]) -> i32 {
     let mut foreground = std::env::var(ENV_FOREGROUND).as_deref() == Ok("1");
     let mut name = None;
-    for arg in args {
+    let mut options = confine::Options::from_env();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
             "-f" | "--foreground" => foreground = true,
+            confine::OPT_DISABLE => options.disabled = true,
+            "--user" => match args.next() {
+                Some(user) => options.user = Some(user.clone()),
+                None => {
+                    eprintln!("{}", usage(program));
+                    return 1;
+                }
+            },
             "--version" | "-v" => {
                 println!(
                     "ferrotun v{} (userspace WireGuard)",
@@ -85,11 +99,13 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         return 1;
     };
     init_logging();
-    let result = if foreground {
-        run_foreground(&name)
-    } else {
-        spawn_background(&name)
-    };
+    let result = confine::check_args(&options).and_then(|()| {
+        if foreground {
+            run_foreground(&name, &options)
+        } else {
+            spawn_background(&name, &options)
+        }
+    });
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -102,8 +118,11 @@ pub fn main(program: &str, args: &[String]) -> i32 {
 /// Creates the TUN and the socket here, so failures reach the caller's terminal, then
 /// re-executes in the foreground with both inherited and returns at once (wg-quick runs
 /// `wg setconf` next, and the socket is already listening).
-fn spawn_background(name: &str) -> anyhow::Result<()> {
+fn spawn_background(name: &str, options: &confine::Options) -> anyhow::Result<()> {
     check_name(name)?;
+    // Refuse here, where the caller sees it, if the background daemon could not confine
+    // itself.
+    confine::plan(options)?;
     let listener = server::bind(name)?;
     let tun = if offload_wanted() {
         Tun::create_with_offload(name, 1)
@@ -131,6 +150,7 @@ fn spawn_background(name: &str) -> anyhow::Result<()> {
         .env(ENV_TUN_FD, tun_fd.as_raw_fd().to_string())
         .env(ENV_UAPI_FD, listener.as_raw_fd().to_string())
         .env(ENV_FOREGROUND, "1")
+        .envs(options.to_env())
         .stdin(Stdio::null())
         .stdout(stdio())
         .stderr(stdio())
@@ -139,16 +159,19 @@ fn spawn_background(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_foreground(name: &str) -> anyhow::Result<()> {
+fn run_foreground(name: &str, options: &confine::Options) -> anyhow::Result<()> {
     check_name(name)?;
+    let plan = confine::plan(options)?;
     let tun_fd = take_inherited(ENV_TUN_FD)?;
     let listener = match take_inherited(ENV_UAPI_FD)? {
         Some(fd) => UnixListener::from(fd),
         None => server::bind(name)?,
     };
+    let mut socket = confine::SocketFile::new(&server::socket_path(name));
     let cancel = Cancel::new()?;
     install_shutdown_signals(&cancel)?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let timing = test_timing()?;
     let config = DeviceConfig {
         name: name.to_string(),
         workers,
@@ -156,14 +179,27 @@ fn run_foreground(name: &str) -> anyhow::Result<()> {
         mtu: DEFAULT_MTU,
         offload: offload_wanted(),
     };
-    let device = match Device::start(config, cancel.clone()) {
+    // Everything that needs root is open now, and no thread runs yet: the moment to give
+    // root up (capabilities are per thread; threads started later inherit the confinement).
+    let started = Device::open(config, cancel.clone()).and_then(|opened| {
+        if let Some(plan) = &plan {
+            confine::apply(plan, &mut socket).map_err(std::io::Error::other)?;
+        } else {
+            tracing::warn!(
+                "running unconfined ({}): root, every capability, no system call filter",
+                confine::OPT_DISABLE
+            );
+        }
+        opened.start()
+    });
+    let device = match started {
         Ok(d) => d,
         Err(e) => {
-            let _ = std::fs::remove_file(server::socket_path(name));
+            socket.remove();
             return Err(e).with_context(|| format!("cannot start interface {name}"));
         }
     };
-    if let Some(timing) = test_timing()? {
+    if let Some(timing) = timing {
         tracing::warn!(
             "FERROTUN_TEST_TIMING is set: protocol timers compressed for testing: {timing:?}"
         );
@@ -179,12 +215,13 @@ fn run_foreground(name: &str) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("uapi".into())
         .spawn(move || server::serve(listener, serving))?;
-    let reason = watch(&device, name);
+    let reason = watch(&device, name, &socket);
     tracing::info!("shutting down: {reason}");
     // Close the sockets first: whoever waits for the socket file to vanish (wg-quick down,
     // then up again) must find the listen port free by then.
     device.shutdown();
-    let _ = std::fs::remove_file(server::socket_path(name));
+    confine::report_refused();
+    socket.remove();
     Ok(())
 }
 
@@ -220,10 +257,10 @@ fn offload_wanted() -> bool {
 }
 
 /// Waits for the one cancel; also turns "interface deleted" and "socket file deleted"
-/// (wireguard-go watches both) into it.
-fn watch(device: &Arc<Device>, name: &str) -> &'static str {
-    let path = server::socket_path(name);
+/// (wireguard-go watches both) into it. Reports refused system calls as they happen.
+fn watch(device: &Arc<Device>, name: &str, socket: &confine::SocketFile) -> &'static str {
     loop {
+        confine::report_refused();
         if device.cancel().wait(Some(Duration::from_millis(500))) {
             if !ferrotun_device::interface_exists(name) {
                 return "interface removed";
@@ -234,7 +271,7 @@ fn watch(device: &Arc<Device>, name: &str) -> &'static str {
             device.cancel().trigger();
             return "interface removed";
         }
-        if !path.exists() {
+        if !socket.still_there() {
             device.cancel().trigger();
             return "configuration socket removed";
         }

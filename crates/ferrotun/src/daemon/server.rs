@@ -1,11 +1,14 @@
 //! The configuration socket: `/var/run/wireguard/<iface>.sock`, served as wireguard-go does
-//! (several `get=1`/`set=1` requests per connection, one reply each), reachable by root only.
+//! (several `get=1`/`set=1` requests per connection, one reply each). The file is root's,
+//! mode 0600, and each connection's credentials (SO_PEERCRED) are checked as well: only root
+//! and the daemon's own user are served, whatever the file's mode says.
 
 use super::apply::{apply, status};
 use crate::uapi::format::{format_errno, format_get_reply};
 use crate::uapi::framing::read_message;
 use crate::uapi::parse::parse_set;
 use anyhow::{bail, Context};
+use ferrotun_device::confine::peer::{may_configure, own_uid, peer_uid};
 use ferrotun_device::Device;
 use parking_lot::Mutex;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -65,6 +68,9 @@ pub fn serve(listener: UnixListener, device: Arc<Device>) {
             }
             continue;
         };
+        if !peer_allowed(&stream) {
+            continue;
+        }
         let device = device.clone();
         let apply_lock = apply_lock.clone();
         let spawned = std::thread::Builder::new()
@@ -72,6 +78,25 @@ pub fn serve(listener: UnixListener, device: Arc<Device>) {
             .spawn(move || handle_connection(stream, &device, &apply_lock));
         if let Err(e) = spawned {
             tracing::error!("cannot start a configuration connection thread: {e}");
+        }
+    }
+}
+
+/// SO_PEERCRED check: the kernel's record of who connected, which a client cannot forge.
+fn peer_allowed(stream: &UnixStream) -> bool {
+    match peer_uid(stream) {
+        Ok(uid) if may_configure(uid) => true,
+        Ok(uid) => {
+            tracing::warn!(
+                "configuration connection from uid {uid} refused: only root and uid {} may \
+                 configure this interface",
+                own_uid()
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!("configuration connection refused: cannot read its credentials: {e}");
+            false
         }
     }
 }
