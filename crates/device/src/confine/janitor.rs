@@ -6,7 +6,8 @@
 //! daemon read and write every file on the host. Instead, while still root and
 //! single-threaded, the daemon forks this janitor: it keeps uid 0 (the directory's owner,
 //! which is all an unlink there needs) but drops every capability, sets no_new_privs and
-//! installs a filter that allows only what is below, then waits on a socket pair. When the
+//! installs a filter that allows only what is below, moves to an empty network namespace of
+//! its own, then waits on a socket pair. When the
 //! daemon asks (orderly exit) or its end closes (any exit, SIGKILL included), the janitor
 //! removes the socket file, if it is still the same inode, and exits.
 
@@ -136,6 +137,11 @@ fn janitor_main(
         // SAFETY: SIG_IGN is a valid disposition; no handler code runs.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
+    // It needs no network: an empty namespace of its own takes it away (and keeps it out
+    // of `ip netns pids` of the daemon's namespace). Best effort: where namespaces cannot
+    // be made, the filter below still keeps it off every socket call.
+    // SAFETY: unshare only changes this process' namespace membership.
+    unsafe { libc::unshare(libc::CLONE_NEWNET) };
     let name = c"ferrotun-janitor";
     // SAFETY: PR_SET_NAME copies at most 16 bytes from a valid C string.
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
