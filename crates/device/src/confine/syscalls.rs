@@ -85,15 +85,15 @@ pub const FAMILIES: [i32; 4] = [
 /// flags) and the generic descriptor ones the standard library uses. No TUNSET*, no
 /// SIOCS* (the TUN is configured before confinement).
 const IOCTLS: [u64; 9] = [
-    libc::SIOCGIFINDEX as u64,
-    libc::SIOCGIFMTU as u64,
-    libc::SIOCGIFFLAGS as u64,
-    libc::SIOCGIFNAME as u64,
-    libc::FIONREAD as u64,
-    libc::FIONBIO as u64,
-    libc::FIOCLEX as u64,
-    libc::FIONCLEX as u64,
-    libc::TCGETS as u64,
+    libc::SIOCGIFINDEX,
+    libc::SIOCGIFMTU,
+    libc::SIOCGIFFLAGS,
+    libc::SIOCGIFNAME,
+    libc::FIONREAD,
+    libc::FIONBIO,
+    libc::FIOCLEX,
+    libc::FIONCLEX,
+    libc::TCGETS,
 ];
 
 /// prctl options: thread names (the standard library names every thread) and reads of the
