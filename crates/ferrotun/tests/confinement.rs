@@ -259,3 +259,104 @@ fn the_configuration_socket_serves_only_root_and_its_own_user_whatever_its_mode(
     );
     assert!(wg(&ns, &["show", &ifname]).status.success(), "root refused");
 }
+
+/// The daemon's pid in `ns` (the only process there once wg-quick has returned).
+fn only_process(ns: &Netns) -> u32 {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "pids", &ns.name])
+        .output()
+        .expect("ip netns pids");
+    let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "processes in the namespace: {pids:?}");
+    pids[0]
+}
+
+#[test]
+fn the_real_wg_quick_drives_the_confined_daemon_with_a_default_route() {
+    require_tool("wg-quick");
+    let ns = Netns::new("cfq");
+    let ifname = unique_name("cfq");
+    let dir = std::env::temp_dir().join(unique_name("cfqd"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join(format!("{ifname}.conf"));
+    let key = String::from_utf8(wg(&ns, &["genkey"]).stdout).unwrap();
+    let peer_key = String::from_utf8(wg(&ns, &["genkey"]).stdout).unwrap();
+    let peer = ns
+        .command("wg")
+        .arg("pubkey")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(peer_key.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let text = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = 10.66.0.1/24\nListenPort = 443\n\n\
+         [Peer]\nPublicKey = {}\nAllowedIPs = 0.0.0.0/0\nEndpoint = 192.0.2.1:51820\n",
+        key.trim(),
+        String::from_utf8_lossy(&peer.stdout).trim()
+    );
+    std::fs::write(&conf, text).unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let quick = |verb: &str| {
+        ns.command("wg-quick")
+            .args([verb, conf.to_str().unwrap()])
+            .env("WG_QUICK_USERSPACE_IMPLEMENTATION", ferrotun_bin())
+            .output()
+            .expect("run wg-quick")
+    };
+    let up = quick("up");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let pid = (up.status.success()).then(|| only_process(&ns));
+    let status = pid.map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).unwrap());
+    // wg-quick set a listen port below 1024 and, for the default route, an fwmark: the
+    // two things the kept capabilities are for.
+    let dump = String::from_utf8(wg(&ns, &["show", &ifname, "dump"]).stdout).unwrap();
+    let down = quick("down");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(up.status.success(), "wg-quick up: {said}");
+    let status = status.unwrap();
+    assert!(
+        status.contains("\nSeccomp:\t2\n") && status.contains("\nNoNewPrivs:\t1\n"),
+        "daemon not confined:\n{status}"
+    );
+    assert!(
+        !status.contains("\nUid:\t0\t"),
+        "daemon still root:\n{status}"
+    );
+    let first: Vec<&str> = dump
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split('\t')
+        .collect();
+    assert_eq!(first.get(2), Some(&"443"), "dump: {dump}");
+    assert!(
+        first.get(3).is_some_and(|m| *m != "off"),
+        "no fwmark: {dump}\n{said}"
+    );
+    assert!(
+        down.status.success(),
+        "wg-quick down: {}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(
+        common::process::wait_gone(pid.unwrap(), std::time::Duration::from_secs(5)),
+        "daemon still running after wg-quick down"
+    );
+    assert!(
+        common::process::eventually(std::time::Duration::from_secs(5), || !socket_path(&ifname)
+            .exists()),
+        "socket left behind"
+    );
+}

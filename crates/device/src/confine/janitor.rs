@@ -5,9 +5,9 @@
 //! daemon all expect it gone. Keeping CAP_DAC_OVERRIDE for that one unlink would let the
 //! daemon read and write every file on the host. Instead, while still root and
 //! single-threaded, the daemon forks this janitor: it keeps uid 0 (the directory's owner,
-//! which is all an unlink there needs) but drops every capability, sets no_new_privs and
-//! installs a filter that allows only what is below, moves to an empty network namespace of
-//! its own, then waits on a socket pair. When the
+//! which is all an unlink there needs), moves to an empty network namespace of its own,
+//! drops every capability, sets no_new_privs and installs a filter that allows only the
+//! calls in `janitor_filter`, then waits on a socket pair. When the
 //! daemon asks (orderly exit) or its end closes (any exit, SIGKILL included), the janitor
 //! removes the socket file, if it is still the same inode, and exits.
 

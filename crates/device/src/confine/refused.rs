@@ -38,6 +38,7 @@ struct SigsysInfo {
 /// SIGSYS's si_code for a seccomp trap.
 const SYS_SECCOMP: libc::c_int = 1;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers; for SIGSYS with
     // si_code SYS_SECCOMP its union holds `_sigsys`, laid out as SigsysInfo.
@@ -69,7 +70,18 @@ unsafe fn set_return(ctx: *mut libc::ucontext_t, value: i64) {
     unsafe { (*ctx).uc_mcontext.regs[0] = value as u64 };
 }
 
+/// Elsewhere the handler would not know which register carries the return value: no
+/// filter there (the daemon refuses to start confined and names the opt-out).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) fn install_handler() -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "refused system calls cannot be handled on this architecture",
+    ))
+}
+
 /// Installs the SIGSYS handler; before the filter, so no trap is ever unhandled.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) fn install_handler() -> io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid starting point (no flags, empty mask).
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };

@@ -56,7 +56,7 @@ impl Options {
     }
 }
 
-/// Confinement as it will be applied: None when disabled.
+/// Confinement as it will be applied (`plan` returns None when it is disabled).
 pub struct Plan {
     pub user: Identity,
     pub keep: Vec<Capability>,
@@ -187,7 +187,7 @@ pub fn report_refused() {
     }
 }
 
-/// Refuses a second confinement request that makes no sense.
+/// Refuses contradictory options: a user to switch to, and no switch at all.
 pub fn check_args(options: &Options) -> anyhow::Result<()> {
     if options.disabled && options.user.is_some() {
         bail!("{OPT_DISABLE} and --user/{ENV_USER} exclude each other");
