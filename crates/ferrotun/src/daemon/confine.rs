@@ -14,7 +14,7 @@
 //! as root with every capability. When confinement is wanted but cannot be had, the daemon
 //! does not start: nobody should believe it confined when it is not.
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use ferrotun_device::confine::{
     self, drop_privileges, lookup_user, refused, Capability, Identity, Janitor, LinkedPath,
 };
@@ -94,24 +94,23 @@ pub fn plan(options: &Options) -> anyhow::Result<Option<Plan>> {
     };
     Ok(Some(Plan {
         user,
-        keep: kept_capabilities()?,
+        keep: kept_capabilities(),
     }))
 }
 
 /// CAP_NET_ADMIN always; CAP_NET_BIND_SERVICE only if some port is privileged in this
-/// network namespace (otherwise `wg set listen-port` can bind any port without it).
-fn kept_capabilities() -> anyhow::Result<Vec<Capability>> {
-    let path = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
-    let start: u32 = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {path}"))?
-        .trim()
-        .parse()
-        .with_context(|| format!("unexpected contents in {path}"))?;
+/// network namespace (otherwise `wg set listen-port` can bind any port without it). Where
+/// the sysctl cannot be read (no IPv4), it is kept: better one capability more than a
+/// `wg set listen-port` that fails.
+fn kept_capabilities() -> Vec<Capability> {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
     let mut keep = vec![Capability::CAP_NET_ADMIN];
-    if start > 1 {
+    if !matches!(start, Some(port) if port <= 1) {
         keep.push(Capability::CAP_NET_BIND_SERVICE);
     }
-    Ok(keep)
+    keep
 }
 
 /// The configuration socket's file, and how to remove it at exit.
