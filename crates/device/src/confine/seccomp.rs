@@ -69,5 +69,41 @@ pub fn build(pid: u32) -> io::Result<BpfProgram> {
 pub fn install() -> io::Result<()> {
     let program = build(std::process::id())?;
     refused::install_handler()?;
-    seccompiler::apply_filter(&program).map_err(|e| io::Error::other(format!("seccomp: {e}")))
+    apply(&program).map_err(|e| io::Error::other(format!("seccomp: {e}")))
+}
+
+/// seccompiler's `apply_filter`, plus SECCOMP_FILTER_FLAG_SPEC_ALLOW: on kernels that
+/// otherwise force the speculative-store-bypass mitigation on every filtered process, it
+/// would slow the whole data path. That mitigation protects secrets from untrusted code
+/// running in the same process; the daemon runs none.
+fn apply(program: &BpfProgram) -> io::Result<()> {
+    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::other("filter too long for one BPF program"))?;
+    let prog = libc::sock_fprog {
+        len,
+        // The kernel only reads the program; seccompiler's sock_filter has the kernel's
+        // layout (u16 code, u8 jt, u8 jf, u32 k), as libc's does.
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    for flags in [libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW, 0] {
+        // SAFETY: `prog` points at `program`, which outlives the call; the kernel copies it.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        // Kernels before 4.17 know no SPEC_ALLOW: try again without it.
+        if flags == 0 || e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(e);
+        }
+    }
+    unreachable!("the last attempt returns")
 }
