@@ -16,8 +16,9 @@
 //!
 //! To extend it: add a line to the matching group, with the reason when it is not obvious,
 //! and run the daemon's tests; a call that is still missing shows up in the daemon's log as
-//! "seccomp refused system call N" (N is the number for this architecture: `ausyscall N`
-//! or <asm/unistd_64.h> names it).
+//! "seccomp refused ... system call number(s) [N]" (N is the number for this architecture:
+//! `ausyscall N` or <asm/unistd_64.h> names it). Threads must start only after the daemon
+//! is confined (`Opened::start`), so they inherit the filter.
 
 /// One argument test: argument `arg` (0-based) compared with `value`.
 #[derive(Clone, Copy, Debug)]
