@@ -1,6 +1,6 @@
 //! Helpers shared by the fuzz targets in `fuzz_targets/`.
 
-pub mod pair;
+pub use ferrotun_testkit::pair;
 
 use std::net::{IpAddr, SocketAddr};
 

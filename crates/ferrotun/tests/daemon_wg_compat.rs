@@ -5,7 +5,7 @@
 mod common;
 
 use common::tunnel::{Impl, Keypair, WG_TIMEOUT};
-use common::{ferrotun_bin, unique_name, Daemon, Netns};
+use common::{ferrotun_bin, text, unique_name, Daemon, Netns};
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -45,15 +45,6 @@ fn wg_in(ns: &Netns, args: &[String]) -> Output {
         .args(args)
         .output()
         .expect("run wg")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}; stdout: {}; stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The parts of a dump line that two daemons given the same commands must agree on:

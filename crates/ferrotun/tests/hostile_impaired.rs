@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::sock;
+
 use common::impair::{Impairment, Relay, RelayStats};
 use common::transfer::tcp_transfer;
 use common::tunnel::{Impl, Tunnel};
@@ -52,10 +54,6 @@ fn impaired(imp: Impairment, seed: u64) -> Impaired {
         &endpoint,
     ]);
     Impaired { relay, t }
-}
-
-fn sock(addr: &str, port: u16) -> SocketAddr {
-    format!("{addr}:{port}").parse().expect("socket address")
 }
 
 /// What a case expects of the numbered UDP stream, besides "never twice, never more".

@@ -22,11 +22,12 @@
 
 mod common;
 
+use common::sock;
+
 use common::paced_tcp::{self, Pace};
 use common::sampler::{Sample, Sampler};
 use common::tunnel::{Impl, Side, Tunnel};
 use common::udp_probe::{self, Probe, ProbeReport};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DEFAULT_SECS: u64 = 120;
@@ -61,10 +62,6 @@ fn soak_duration() -> Duration {
         .unwrap_or(DEFAULT_SECS);
     assert!(secs >= 30, "FERROTUN_SOAK_SECS must be at least 30");
     Duration::from_secs(secs)
-}
-
-fn sock(addr: &str, port: u16) -> SocketAddr {
-    format!("{addr}:{port}").parse().expect("socket address")
 }
 
 /// Seconds since midnight (UTC) at the start of a daemon log line, ANSI colours removed.

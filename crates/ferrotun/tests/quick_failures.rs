@@ -6,10 +6,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{ferrotun_bin, require_tool, unique_name, Netns};
+use common::{ferrotun_bin, require_tool, text, unique_name, Netns};
 
 struct ConfDir(PathBuf);
 
@@ -39,14 +38,6 @@ impl Drop for ConfDir {
 const PRIVATE: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
 const PEER_A: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 const PEER_B: &str = "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Every address, route, rule and link in the namespace, as `ip` reports them.
 fn state(ns: &Netns) -> String {
@@ -391,7 +382,8 @@ fn called_as_wg_quick_it_is_wg_quick() {
         .expect("run as wg-quick");
     assert!(!out.status.success());
     assert!(
-        text(&out).starts_with("Usage: wg-quick [ up | down | save | strip ]"),
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("Usage: wg-quick [ up | down | save | strip ]"),
         "{}",
         text(&out)
     );

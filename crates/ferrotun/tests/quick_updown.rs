@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{ferrotun_bin, require_tool, unique_name, Netns};
+use common::{ferrotun_bin, text, unique_name, Netns};
 use serde_json::Value;
 
 /// A private directory for config files, removed on drop.
@@ -107,14 +107,6 @@ fn lab(prefix: &str, default_route: bool) -> Netns {
         ns.ip(&["route", "add", "default", "via", "10.9.0.2", "dev", "vx0"]);
     }
     ns
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn json(ns: &Netns, args: &[&str]) -> Value {
@@ -240,12 +232,6 @@ fn wg_quick(ns: &Netns, path_env: &str, args: &[&str]) -> Output {
         .expect("run wg-quick")
 }
 
-fn require_tools() {
-    for tool in ["wg-quick", "wg", "wireguard-go", "ip", "bash"] {
-        require_tool(tool);
-    }
-}
-
 /// Waits (bounded) until no process is left in the namespace: the daemon has exited.
 fn no_processes_within(ns: &Netns, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -277,7 +263,7 @@ fn no_processes_within(ns: &Netns, timeout: Duration) -> bool {
 /// namespace, compares what results, then takes ferrotun's down again and checks the
 /// namespace is as it was and the daemon gone.
 fn compare(make_config: impl Fn() -> String, default_route: bool) {
-    require_tools();
+    common::require_tools(&["wg-quick", "wg", "wireguard-go", "ip", "bash"]);
     let config = make_config();
     let dir = ConfDir::new();
     let path_env = dir.fake_resolvconf();

@@ -7,22 +7,13 @@ mod common;
 
 use common::raw_uapi::{exchange, wire_errno};
 use common::tunnel::{Keypair, WG_TIMEOUT};
-use common::{ferrotun_bin, require_tool, unique_name, Daemon, Netns};
+use common::{ferrotun_bin, require_tool, text, unique_name, Daemon, Netns};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const SOCKET_DIR: &str = "/var/run/wireguard";
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}; stdout: {}; stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

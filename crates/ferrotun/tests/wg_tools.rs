@@ -2,39 +2,17 @@
 //! real `wg`, read back by both; and the same commands sent by both to two daemons, compared
 //! through the real `wg showconf`. Needs root, `wireguard-go` and `wg` (CI installs them).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::unique_name;
 use ferrotun::cli::{run_captured, Captured, Env};
 use ferrotun::uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
 
 const SOCKET_DIR: &str = "/var/run/wireguard";
-
-fn require_tools() {
-    for tool in ["wg", "wireguard-go", "ip"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(found, "`{tool}` is not installed: install wireguard-tools, wireguard-go and iproute2 to run these tests");
-    }
-    let uid = Command::new("id").arg("-u").output().expect("run id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "these tests must run as root"
-    );
-}
-
-/// A short name unique to this process and test, within the 15-character limit.
-fn unique_name(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("ftc{tag}{}{n}", std::process::id() % 10000)
-}
 
 /// A wireguard-go daemon in the foreground; dropping it stops the daemon and removes its
 /// interface and socket, whatever the test did.
@@ -45,7 +23,8 @@ struct Daemon {
 
 impl Daemon {
     fn start(tag: &str) -> Daemon {
-        require_tools();
+        common::require_tools(&["wg", "wireguard-go", "ip"]);
+        assert!(common::have_root(), "these tests must run as root");
         let name = unique_name(tag);
         let child = Command::new("wireguard-go")
             .args(["-f", &name])

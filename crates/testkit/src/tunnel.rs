@@ -1,7 +1,7 @@
 //! Two namespaces joined by a veth pair, a WireGuard daemon in each, configured with the
 //! real `wg` tool: the set-up every interop test starts from.
 
-use super::{ferrotun_bin, require_tool, unique_name, Daemon, Netns};
+use crate::{ferrotun_bin, require_tool, unique_name, Daemon, Netns};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
