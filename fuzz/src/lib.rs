@@ -1,5 +1,8 @@
 //! Helpers shared by the fuzz targets in `fuzz_targets/`.
 
+// All unsafe code lives in crates/device.
+#![forbid(unsafe_code)]
+
 pub use ferrotun_testkit::pair;
 
 use std::net::{IpAddr, SocketAddr};

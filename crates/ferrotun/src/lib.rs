@@ -1,6 +1,11 @@
 //! ferrotun's control plane as a library: the configuration protocol (UAPI), config files, and
 //! the `wg` commands, so the binary and the integration tests share them.
 
+// Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// All unsafe code lives in crates/device.
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod daemon;

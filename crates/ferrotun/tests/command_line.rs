@@ -66,7 +66,7 @@ fn help_lists_every_command_one_line_each() {
         for name in &names {
             let lines = stdout
                 .lines()
-                .filter(|l| l.trim_start().split_whitespace().next() == Some(name))
+                .filter(|l| l.split_whitespace().next() == Some(name))
                 .count();
             assert_eq!(lines, 1, "`ferrotun {}`: {name}\n{stdout}", args.join(" "));
         }

@@ -9,6 +9,9 @@
 //!   [`uapi_model`]);
 //! - small things tests kept writing again: [`text`], [`sock`], [`require_tool`].
 
+// All unsafe code lives in crates/device.
+#![forbid(unsafe_code)]
+
 pub mod flood;
 pub mod impair;
 pub mod inside;
