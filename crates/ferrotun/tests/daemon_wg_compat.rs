@@ -38,15 +38,6 @@ struct Pair {
     go_ns: Netns,
 }
 
-fn wg_in(ns: &Netns, args: &[String]) -> Output {
-    ns.command("timeout")
-        .arg(WG_TIMEOUT)
-        .arg("wg")
-        .args(args)
-        .output()
-        .expect("run wg")
-}
-
 /// The parts of a dump line that two daemons given the same commands must agree on:
 /// handshake times and byte counters depend on what each happened to send.
 fn normalise(dump: &str) -> Vec<String> {
@@ -96,10 +87,7 @@ impl Pair {
                 })
                 .collect()
         };
-        (
-            wg_in(&self.ft_ns, &on(&self.ft)),
-            wg_in(&self.go_ns, &on(&self.go)),
-        )
+        (self.ft_ns.wg(&on(&self.ft)), self.go_ns.wg(&on(&self.go)))
     }
 
     fn dumps(&self) -> (Vec<String>, Vec<String>) {
@@ -276,7 +264,7 @@ fn a_bad_wg_set_fails_and_changes_nothing() {
     let peer = Keypair::generate();
     let other = Keypair::generate();
     let showconf = || {
-        let out = wg_in(&ns, &["showconf".into(), d.ifname.clone()]);
+        let out = ns.wg(&["showconf".into(), d.ifname.clone()]);
         assert!(out.status.success(), "wg showconf: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -297,7 +285,7 @@ fn a_bad_wg_set_fails_and_changes_nothing() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = wg_in(&ns, &args);
+    let out = ns.wg(&args);
     assert!(out.status.success(), "wg set: {}", text(&out));
     let before = showconf();
     assert!(before.contains(&peer.public), "{before}");
@@ -336,7 +324,7 @@ fn a_bad_wg_set_fails_and_changes_nothing() {
     for (args, same_words) in bad {
         let mut real = vec!["set".to_string(), d.ifname.clone()];
         real.extend(args.iter().map(|s| s.to_string()));
-        let wg_out = wg_in(&ns, &real);
+        let wg_out = ns.wg(&real);
         let ours = ns
             .command("timeout")
             .arg(WG_TIMEOUT)

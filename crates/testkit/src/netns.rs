@@ -252,3 +252,16 @@ impl Netns {
         })
     }
 }
+
+impl Netns {
+    /// The real `wg ARGS` in the namespace, bounded by [`crate::tunnel::WG_TIMEOUT`];
+    /// returns its output whatever the status.
+    pub fn wg<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        self.command("timeout")
+            .arg(crate::tunnel::WG_TIMEOUT)
+            .arg("wg")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run wg: {e}"))
+    }
+}
