@@ -134,13 +134,13 @@ fn socket(name: &str) -> PathBuf {
 #[test]
 fn help_and_typos_create_nothing() {
     let cases: [(&[&str], Option<&str>); 7] = [
-        (&[], None),
         (&["help"], None),
+        (&["shwo"], Some("did you mean `show`?")),
         (&["--help"], None),
         (&["-h"], None),
         (&["help", "up"], None),
         (&["up", "--help"], None),
-        (&["shwo"], Some("did you mean `show`?")),
+        (&[], None),
     ];
     for (args, hint) in cases {
         let ns = Netns::new("clih");

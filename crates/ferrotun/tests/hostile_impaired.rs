@@ -43,16 +43,7 @@ fn impaired(imp: Impairment, seed: u64) -> Impaired {
         .parse()
         .expect("target address");
     let relay = Relay::start(&t.b.ns, listen, target, imp, seed);
-    let ifname = t.a.ifname().to_string();
-    let endpoint = listen.to_string();
-    t.a.wg(&[
-        "set",
-        &ifname,
-        "peer",
-        &t.b.keys.public,
-        "endpoint",
-        &endpoint,
-    ]);
+    t.a.set_peer_endpoint(&t.b.keys.public, listen);
     Impaired { relay, t }
 }
 

@@ -195,16 +195,7 @@ fn thirty_second_black_hole() {
     let listen = sock(t.b.addrs.outer, RELAY_PORT);
     let target = sock(t.b.addrs.outer, t.b.addrs.port);
     let relay = Relay::start(&t.b.ns, listen, target, Impairment::default(), 1);
-    let ifname = t.a.ifname().to_string();
-    let endpoint = listen.to_string();
-    t.a.wg(&[
-        "set",
-        &ifname,
-        "peer",
-        &t.b.keys.public,
-        "endpoint",
-        &endpoint,
-    ]);
+    t.a.set_peer_endpoint(&t.b.keys.public, listen);
     outage(
         "black hole",
         &t,

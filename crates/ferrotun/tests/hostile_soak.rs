@@ -23,6 +23,7 @@
 mod common;
 
 use common::sock;
+use ferrotun::cli::pretty::strip_ansi;
 
 use common::paced_tcp::{self, Pace};
 use common::sampler::{Sample, Sampler};
@@ -74,23 +75,6 @@ fn log_time(line: &str) -> Option<f64> {
     let m: f64 = parts.next()?.parse().ok()?;
     let s: f64 = parts.next()?.parse().ok()?;
     Some(h * 3600.0 + m * 60.0 + s)
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// When each handshake completed, from both daemons' logs (whoever initiated), in seconds

@@ -150,6 +150,13 @@ impl Side {
         self.ns.exec("timeout", &full)
     }
 
+    /// Points this side's peer `public` at `endpoint` (a relay, a new address).
+    pub fn set_peer_endpoint(&self, public: &str, endpoint: std::net::SocketAddr) {
+        let ifname = self.ifname().to_string();
+        let endpoint = endpoint.to_string();
+        self.wg(&["set", &ifname, "peer", public, "endpoint", &endpoint]);
+    }
+
     /// `wg show IF WHAT`, trimmed.
     pub fn show(&self, what: &str) -> String {
         let ifname = self.ifname().to_string();
