@@ -99,6 +99,7 @@ impl Pair {
     }
 
     /// [`Pair::new`] under the name the protocol core's tests know it by (`Net::pair`).
+    #[allow(clippy::self_named_constructors)] // the tests' `Net::pair`, `Net` being this type
     pub fn pair(psk: Option<PresharedKey>) -> Pair {
         Pair::new(psk)
     }
