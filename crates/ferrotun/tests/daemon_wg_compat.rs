@@ -4,30 +4,10 @@
 
 mod common;
 
+use common::scratch::TempFile;
 use common::tunnel::{Impl, Keypair, WG_TIMEOUT};
 use common::{ferrotun_bin, text, unique_name, Daemon, Netns};
-use std::path::PathBuf;
 use std::process::Output;
-
-/// A file removed on drop (keys and config files handed to `wg`).
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(text: &str) -> TempFile {
-        let path = std::env::temp_dir().join(unique_name("wgc"));
-        std::fs::write(&path, text).expect("write temp file");
-        TempFile(path)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().expect("temp paths are UTF-8")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// One daemon of each kind, each in its own namespace so both can use the same port.
 /// Fields drop in order: daemons before namespaces.
