@@ -5,6 +5,7 @@
 mod common;
 
 use std::process::{Command, Output, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::scratch::TempDir;
@@ -12,25 +13,29 @@ use common::{unique_name, Netns};
 use ferrotun::cli::{run_captured, Captured, Env};
 use ferrotun::uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
 
-/// A wireguard-go daemon in the foreground, in a namespace of its own; dropping it stops the
-/// daemon and removes the namespace with its interface (the testkit's guards).
+/// A wireguard-go daemon in the foreground, in a namespace of its own (or one it shares with
+/// the other daemons of a test); dropping it stops the daemon, and the last one out removes
+/// the namespace with its interfaces (the testkit's guards).
 struct Daemon {
     name: String,
     _daemon: common::Daemon,
-    _ns: Netns,
+    ns: Rc<Netns>,
 }
 
 impl Daemon {
     fn start(tag: &str) -> Daemon {
+        Daemon::start_in(&Rc::new(Netns::new("ftw")), tag)
+    }
+
+    fn start_in(ns: &Rc<Netns>, tag: &str) -> Daemon {
         common::require_tools(&["wg", "wireguard-go", "ip"]);
         assert!(common::have_root(), "these tests must run as root");
-        let ns = Netns::new("ftw");
         let name = unique_name(tag);
-        let daemon = common::Daemon::start(&ns, "wireguard-go", &["-f"], &name);
+        let daemon = common::Daemon::start(ns, "wireguard-go", &["-f"], &name);
         Daemon {
             name,
             _daemon: daemon,
-            _ns: ns,
+            ns: ns.clone(),
         }
     }
 }
@@ -585,8 +590,10 @@ fn daemon_errors_come_back_as_wg_prints_them() {
 
 #[test]
 fn show_after_a_handshake_matches_wg() {
-    let x = Daemon::start("x");
-    let y = Daemon::start("y");
+    // One namespace: the two talk over its loopback.
+    let ns = Rc::new(Netns::new("ftw"));
+    let x = Daemon::start_in(&ns, "x");
+    let y = Daemon::start_in(&ns, "y");
     let scratch = TempDir::new("d");
     let keys = key_files(&scratch, 2);
     wg_ok(&[
@@ -618,14 +625,7 @@ fn show_after_a_handshake_matches_wg() {
         "10.77.0.1/32",
     ]);
     for d in [&x, &y] {
-        let up = Command::new("ip")
-            .args(["link", "set", "up", "dev", &d.name])
-            .status();
-        assert!(
-            up.map(|s| s.success()).unwrap_or(false),
-            "ip link set up {}",
-            d.name
-        );
+        d.ns.ip(&["link", "set", "up", "dev", &d.name]);
     }
     // The keepalive makes x initiate at once; wait for both sides to record the handshake.
     let deadline = Instant::now() + Duration::from_secs(15);
