@@ -109,7 +109,7 @@ fn queued_send_requests_do_not_turn_on_cookie_mode() {
     if !have_root() {
         return;
     }
-    NetNs::new("ftd").run(|| {
+    NetNs::new().run(|| {
         let s = setup();
         let (jobs, queue) = control::channel();
         for _ in 0..2 * UNDER_LOAD_QUEUE {
@@ -155,7 +155,7 @@ fn neither_kind_of_job_crowds_the_other_out() {
     if !have_root() {
         return;
     }
-    NetNs::new("ftd").run(|| {
+    NetNs::new().run(|| {
         let s = setup();
         let (jobs, queue) = control::channel();
         let junk = SocketAddr::from(([127, 0, 0, 9], 9));
@@ -204,7 +204,7 @@ fn only_exact_size_handshake_messages_are_queued() {
     if !have_root() {
         return;
     }
-    NetNs::new("ftd").run(|| {
+    NetNs::new().run(|| {
         let cancel = Cancel::new().expect("cancel");
         let config = DeviceConfig {
             name: String::new(),

@@ -51,7 +51,7 @@ fn multi_queue_tun_carries_packets_both_ways() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tun = Tun::create("ftt0", 2).unwrap();
         assert_eq!(tun.name(), "ftt0");
@@ -102,7 +102,7 @@ fn deleting_the_link_wakes_epoll_and_reads_fail_with_ebadfd() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tun = Tun::create("ftt1", 2).unwrap();
         set_up("ftt1", true).unwrap();
@@ -155,7 +155,7 @@ fn closing_all_queues_removes_the_interface() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tun = Tun::create("ftt2", 3).unwrap();
         assert!(interface_exists("ftt2"));
@@ -174,7 +174,7 @@ fn from_fd_adopts_a_queue_and_attaches_more() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let first = Tun::create("ftt3", 1).unwrap();
         let index = first.index();
@@ -192,7 +192,7 @@ fn kernel_chooses_the_name_when_empty() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tun = Tun::create("", 2).unwrap();
         assert!(tun.name().starts_with("tun"), "{}", tun.name());
@@ -205,7 +205,7 @@ fn attaching_to_an_existing_tun_reports_its_flags() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.ip(&[
         "tuntap",
         "add",

@@ -49,7 +49,7 @@ fn tcp_through_offload_tun_yields_super_packets() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tun = Tun::create_with_offload("fto0", 1).unwrap();
         assert!(tun.vnet_hdr(), "offloads refused");
@@ -135,7 +135,7 @@ fn offload_tun_has_vnet_header_on_every_queue() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tun = Tun::create_with_offload("fto1", 3).unwrap();
         assert!(tun.vnet_hdr());

@@ -52,7 +52,7 @@ fn port_zero_and_reuseport_group() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let socks = bind_reuseport(0, false, 4, 0).unwrap();
         let port = socks[0].local_port();
@@ -82,7 +82,7 @@ fn fwmark_is_set_cleared_and_read_back() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let s = bind_reuseport(0, false, 1, 0x1234).unwrap().pop().unwrap();
         assert_eq!(s.fwmark().unwrap(), 0x1234);
@@ -96,7 +96,7 @@ fn fwmark_is_set_cleared_and_read_back() {
 }
 
 fn batch_round_trip(v6: bool) {
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let tx = bind_reuseport(0, v6, 1, 0).unwrap().pop().unwrap();
         let rx = bind_reuseport(0, v6, 1, 0).unwrap().pop().unwrap();
@@ -182,7 +182,7 @@ fn gso_send_arrives_as_separate_datagrams_without_gro() {
         return;
     }
     assert!(probe_gso(), "kernel without UDP GSO");
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         assert!(tx.gso_enabled());
@@ -197,7 +197,7 @@ fn gso_send_arrives_coalesced_with_gro() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         assert!(rx.enable_gro().unwrap());
@@ -220,7 +220,7 @@ fn gro_into_small_buffers_reports_truncation() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         assert!(rx.enable_gro().unwrap());
@@ -234,7 +234,7 @@ fn refused_gso_sends_are_split_not_lost() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         // More segments than the kernel's UDP_MAX_SEGMENTS: EINVAL.
@@ -259,7 +259,7 @@ fn mixed_batch_with_gso_and_plain_messages_keeps_order() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         let dst: SocketAddr = format!("127.0.0.1:{}", rx.local_port()).parse().unwrap();
@@ -300,7 +300,7 @@ fn send_errors_name_the_first_message() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         let good: SocketAddr = format!("127.0.0.1:{}", rx.local_port()).parse().unwrap();
@@ -340,7 +340,7 @@ fn recv_into_plain_slices() {
     if !have_root() {
         return;
     }
-    let ns = NetNs::new("ftd");
+    let ns = NetNs::new();
     ns.run(|| {
         let (tx, rx) = pair();
         let dst: SocketAddr = format!("127.0.0.1:{}", rx.local_port()).parse().unwrap();
