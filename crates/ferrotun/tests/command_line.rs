@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
+use common::scratch::TempDir;
 use common::{ferrotun_bin, require_tool, text, Netns};
 use ferrotun::front::definition::command_names;
 
@@ -234,33 +235,24 @@ fn same_as_real(dir: &Path, tool: &str, args: &[&str]) {
 
 #[test]
 fn wg_and_wg_quick_links_keep_the_real_usage_texts() {
-    let dir = std::env::temp_dir().join(common::unique_name("clilinks"));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let _cleanup = RemoveDir(dir.clone());
+    let scratch = TempDir::new("clilinks");
+    let dir = scratch.path();
     for tool in ["wg", "wg-quick"] {
         std::os::unix::fs::symlink(ferrotun_bin(), dir.join(tool)).expect("link");
     }
     for args in [&["--help"][..], &["-h"], &["help"], &["nonsense"]] {
-        same_as_real(&dir, "wg", args);
-        same_as_real(&dir, "wg-quick", args);
+        same_as_real(dir, "wg", args);
+        same_as_real(dir, "wg-quick", args);
     }
-    same_as_real(&dir, "wg-quick", &[]);
+    same_as_real(dir, "wg-quick", &[]);
     for cmd in [
         "show", "set", "setconf", "addconf", "syncconf", "genkey", "genpsk", "pubkey",
     ] {
-        same_as_real(&dir, "wg", &[cmd, "--help"]);
+        same_as_real(dir, "wg", &[cmd, "--help"]);
     }
     for verb in ["up", "down", "save", "strip"] {
-        same_as_real(&dir, "wg-quick", &[verb]);
-        same_as_real(&dir, "wg-quick", &[verb, "a", "b"]);
-    }
-}
-
-struct RemoveDir(PathBuf);
-
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        same_as_real(dir, "wg-quick", &[verb]);
+        same_as_real(dir, "wg-quick", &[verb, "a", "b"]);
     }
 }
 
@@ -299,8 +291,8 @@ fn completions_and_man_pages_cover_every_command() {
     assert!(page.status.success(), "{}", text(&page));
     let page = String::from_utf8_lossy(&page.stdout);
     assert!(page.contains(".TH ferrotun 1"), "{page}");
-    let dir = std::env::temp_dir().join(common::unique_name("climan"));
-    let _cleanup = RemoveDir(dir.clone());
+    let scratch = TempDir::new("climan");
+    let dir = scratch.path();
     let out = ferrotun(&["man", dir.to_str().expect("utf-8")]);
     assert!(out.status.success(), "{}", text(&out));
     for name in &names {

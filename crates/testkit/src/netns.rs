@@ -264,4 +264,15 @@ impl Netns {
             .output()
             .unwrap_or_else(|e| panic!("cannot run wg: {e}"))
     }
+
+    /// [`Netns::wg`] that must succeed; its stdout, trimmed.
+    pub fn wg_ok(&self, args: &[&str]) -> String {
+        let out = self.wg(args);
+        assert!(
+            out.status.success(),
+            "wg {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
 }
