@@ -1,5 +1,5 @@
 //! Any datagram through `wire::parse` and the typed views: no panic, and every accessor reads
-//! exactly the bytes at its documented offset (PROTOCOL.md §2).
+//! exactly the bytes at its documented offset (docs/PROTOCOL.md §2).
 
 #![no_main]
 

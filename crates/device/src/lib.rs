@@ -49,6 +49,9 @@
 //! # }
 //! ```
 
+// Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod cancel;
 mod cmsg;
 pub mod confine;

@@ -1,29 +1,26 @@
 //! ferrotun's control plane as a library: the configuration protocol (UAPI), config files, and
 //! the `wg` commands, so the binary and the integration tests share them.
 
+// Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// All unsafe code lives in crates/device.
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod front;
 pub mod netlink;
 pub mod quick;
 pub mod uapi;
 
-/// Top-level dispatch by program name and first argument.
+/// Top-level dispatch by program name: `wg` and `wg-quick` are those tools, with their
+/// usage texts; any other name is ferrotun's own command line.
 pub fn dispatch(program: &str, args: Vec<String>) -> i32 {
-    if program == "wg" {
-        return cli::wg_main(&args);
-    }
-    if program == "wg-quick" {
-        return quick::main(program, &args);
-    }
-    match args.first().map(String::as_str) {
-        Some(
-            "genkey" | "genpsk" | "pubkey" | "show" | "showconf" | "set" | "setconf" | "addconf"
-            | "syncconf",
-        ) => cli::wg_main(&args),
-        Some("up" | "down" | "save" | "strip") => quick::main(program, &args),
-        Some("demo") => demo::main(&args),
-        _ => daemon::main(program, &args),
+    match program {
+        "wg" => cli::wg_main(&args),
+        "wg-quick" => quick::main(program, &args),
+        _ => front::main(&args),
     }
 }

@@ -1,5 +1,10 @@
 //! The ferrotun binary: the daemon, and `wg` / `wg-quick` when called by those names.
 
+// Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// All unsafe code lives in crates/device.
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 fn main() {

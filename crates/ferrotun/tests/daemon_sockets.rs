@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::tunnel::{Impl, WG_TIMEOUT};
+use common::tunnel::Impl;
 use common::{unique_name, Daemon, Netns};
-use std::process::Output;
 
 /// This daemon's UDP sockets: (local address:port, the rest of the `ss -e` line).
 fn udp_sockets(ns: &Netns, pid: u32) -> Vec<(String, String)> {
@@ -29,17 +28,8 @@ fn port_of(local: &str) -> u16 {
         .unwrap_or_else(|| panic!("no port in {local:?}"))
 }
 
-fn wg(ns: &Netns, args: &[&str]) -> Output {
-    ns.command("timeout")
-        .arg(WG_TIMEOUT)
-        .arg("wg")
-        .args(args)
-        .output()
-        .expect("run wg")
-}
-
 fn show(ns: &Netns, d: &Daemon, what: &str) -> String {
-    let out = wg(ns, &["show", &d.ifname, what]);
+    let out = ns.wg(&["show", &d.ifname, what]);
     assert!(out.status.success(), "wg show {what}: {out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -47,7 +37,7 @@ fn show(ns: &Netns, d: &Daemon, what: &str) -> String {
 fn set(ns: &Netns, d: &Daemon, args: &[&str]) {
     let mut full = vec!["set", d.ifname.as_str()];
     full.extend_from_slice(args);
-    let out = wg(ns, &full);
+    let out = ns.wg(&full);
     assert!(
         out.status.success(),
         "wg {full:?}: {}\n{}",
@@ -133,7 +123,7 @@ fn port_taken_by(other: Impl) {
     set(&ns, &holder, &["listen-port", "51840"]);
     let d = Impl::Ferrotun.start(&ns, &unique_name("st"));
     set(&ns, &d, &["listen-port", "51841"]);
-    let out = wg(&ns, &["set", &d.ifname, "listen-port", "51840"]);
+    let out = ns.wg(&["set", &d.ifname, "listen-port", "51840"]);
     assert!(
         !out.status.success(),
         "ferrotun took port 51840, which {other:?} already holds; sockets now:\n{}",

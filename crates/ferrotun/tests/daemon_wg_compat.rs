@@ -4,30 +4,10 @@
 
 mod common;
 
+use common::scratch::TempFile;
 use common::tunnel::{Impl, Keypair, WG_TIMEOUT};
-use common::{ferrotun_bin, unique_name, Daemon, Netns};
-use std::path::PathBuf;
+use common::{ferrotun_bin, text, unique_name, Daemon, Netns};
 use std::process::Output;
-
-/// A file removed on drop (keys and config files handed to `wg`).
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(text: &str) -> TempFile {
-        let path = std::env::temp_dir().join(unique_name("wgc"));
-        std::fs::write(&path, text).expect("write temp file");
-        TempFile(path)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().expect("temp paths are UTF-8")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// One daemon of each kind, each in its own namespace so both can use the same port.
 /// Fields drop in order: daemons before namespaces.
@@ -36,24 +16,6 @@ struct Pair {
     go: Daemon,
     ft_ns: Netns,
     go_ns: Netns,
-}
-
-fn wg_in(ns: &Netns, args: &[String]) -> Output {
-    ns.command("timeout")
-        .arg(WG_TIMEOUT)
-        .arg("wg")
-        .args(args)
-        .output()
-        .expect("run wg")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}; stdout: {}; stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The parts of a dump line that two daemons given the same commands must agree on:
@@ -105,10 +67,7 @@ impl Pair {
                 })
                 .collect()
         };
-        (
-            wg_in(&self.ft_ns, &on(&self.ft)),
-            wg_in(&self.go_ns, &on(&self.go)),
-        )
+        (self.ft_ns.wg(&on(&self.ft)), self.go_ns.wg(&on(&self.go)))
     }
 
     fn dumps(&self) -> (Vec<String>, Vec<String>) {
@@ -285,7 +244,7 @@ fn a_bad_wg_set_fails_and_changes_nothing() {
     let peer = Keypair::generate();
     let other = Keypair::generate();
     let showconf = || {
-        let out = wg_in(&ns, &["showconf".into(), d.ifname.clone()]);
+        let out = ns.wg(&["showconf".into(), d.ifname.clone()]);
         assert!(out.status.success(), "wg showconf: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
@@ -306,7 +265,7 @@ fn a_bad_wg_set_fails_and_changes_nothing() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = wg_in(&ns, &args);
+    let out = ns.wg(&args);
     assert!(out.status.success(), "wg set: {}", text(&out));
     let before = showconf();
     assert!(before.contains(&peer.public), "{before}");
@@ -345,7 +304,7 @@ fn a_bad_wg_set_fails_and_changes_nothing() {
     for (args, same_words) in bad {
         let mut real = vec!["set".to_string(), d.ifname.clone()];
         real.extend(args.iter().map(|s| s.to_string()));
-        let wg_out = wg_in(&ns, &real);
+        let wg_out = ns.wg(&real);
         let ours = ns
             .command("timeout")
             .arg(WG_TIMEOUT)

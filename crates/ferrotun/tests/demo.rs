@@ -315,14 +315,17 @@ fn demo_help_and_bad_arguments() {
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(
-        text.contains("--seconds N") && text.contains("--keep"),
+        text.contains("--seconds <N>") && text.contains("--keep") && text.contains("--no-up"),
         "{text}"
     );
     let bad = Command::new(BIN)
         .args(["demo", "--seconds", "zero"])
         .output()
         .expect("run");
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.contains("--seconds: `zero' is not a number"), "{err}");
+    assert!(
+        err.contains("invalid value 'zero' for '--seconds <N>'"),
+        "{err}"
+    );
 }

@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::sock;
+
 use common::impair::{Impairment, Relay, RelayStats};
 use common::transfer::tcp_transfer;
 use common::tunnel::{Impl, Tunnel};
@@ -41,21 +43,8 @@ fn impaired(imp: Impairment, seed: u64) -> Impaired {
         .parse()
         .expect("target address");
     let relay = Relay::start(&t.b.ns, listen, target, imp, seed);
-    let ifname = t.a.ifname().to_string();
-    let endpoint = listen.to_string();
-    t.a.wg(&[
-        "set",
-        &ifname,
-        "peer",
-        &t.b.keys.public,
-        "endpoint",
-        &endpoint,
-    ]);
+    t.a.set_peer_endpoint(&t.b.keys.public, listen);
     Impaired { relay, t }
-}
-
-fn sock(addr: &str, port: u16) -> SocketAddr {
-    format!("{addr}:{port}").parse().expect("socket address")
 }
 
 /// What a case expects of the numbered UDP stream, besides "never twice, never more".

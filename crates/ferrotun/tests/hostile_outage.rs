@@ -11,10 +11,11 @@
 
 mod common;
 
+use common::sock;
+
 use common::impair::{Impairment, Relay};
 use common::tunnel::{Impl, Side, Tunnel};
 use common::udp_probe::{self, Probe, ProbeReport};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -28,10 +29,6 @@ const RECOVERY_BOUND: Duration = Duration::from_millis(6_833);
 const INTERVAL: Duration = Duration::from_millis(50);
 const PROBE_PORT: u16 = 7002;
 const RELAY_PORT: u16 = 40000;
-
-fn sock(addr: &str, port: u16) -> SocketAddr {
-    format!("{addr}:{port}").parse().expect("socket address")
-}
 
 /// Unix time of the latest handshake `me` had with `peer` (0: never).
 fn latest_handshake(me: &Side, peer: &Side) -> u64 {
@@ -198,16 +195,7 @@ fn thirty_second_black_hole() {
     let listen = sock(t.b.addrs.outer, RELAY_PORT);
     let target = sock(t.b.addrs.outer, t.b.addrs.port);
     let relay = Relay::start(&t.b.ns, listen, target, Impairment::default(), 1);
-    let ifname = t.a.ifname().to_string();
-    let endpoint = listen.to_string();
-    t.a.wg(&[
-        "set",
-        &ifname,
-        "peer",
-        &t.b.keys.public,
-        "endpoint",
-        &endpoint,
-    ]);
+    t.a.set_peer_endpoint(&t.b.keys.public, listen);
     outage(
         "black hole",
         &t,

@@ -22,11 +22,13 @@
 
 mod common;
 
+use common::sock;
+use ferrotun::cli::pretty::strip_ansi;
+
 use common::paced_tcp::{self, Pace};
 use common::sampler::{Sample, Sampler};
 use common::tunnel::{Impl, Side, Tunnel};
 use common::udp_probe::{self, Probe, ProbeReport};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const DEFAULT_SECS: u64 = 120;
@@ -63,10 +65,6 @@ fn soak_duration() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn sock(addr: &str, port: u16) -> SocketAddr {
-    format!("{addr}:{port}").parse().expect("socket address")
-}
-
 /// Seconds since midnight (UTC) at the start of a daemon log line, ANSI colours removed.
 fn log_time(line: &str) -> Option<f64> {
     let plain: String = strip_ansi(line);
@@ -77,23 +75,6 @@ fn log_time(line: &str) -> Option<f64> {
     let m: f64 = parts.next()?.parse().ok()?;
     let s: f64 = parts.next()?.parse().ok()?;
     Some(h * 3600.0 + m * 60.0 + s)
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// When each handshake completed, from both daemons' logs (whoever initiated), in seconds

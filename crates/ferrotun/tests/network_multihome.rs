@@ -10,7 +10,7 @@
 mod common;
 
 use common::transfer::tcp_transfer;
-use common::tunnel::{Keypair, WG_TIMEOUT};
+use common::tunnel::Keypair;
 use common::{ferrotun_bin, unique_name, Daemon, Netns};
 use std::time::{Duration, Instant};
 
@@ -59,14 +59,6 @@ struct Setup {
     c_veth: String,
 }
 
-fn wg(ns: &Netns, args: &[&str]) -> String {
-    let mut full = vec![WG_TIMEOUT, "wg"];
-    full.extend_from_slice(args);
-    String::from_utf8_lossy(&ns.exec("timeout", &full).stdout)
-        .trim()
-        .to_string()
-}
-
 fn endpoint(addr: &str, port: u16) -> String {
     if addr.contains(':') {
         format!("[{addr}]:{port}")
@@ -85,17 +77,14 @@ impl Setup {
         c.ip(&["addr", "add", "fd50::2/64", "dev", &c_veth, "nodad"]);
         let server = Node::start(&s, "mhsrv");
         let port = SERVER_PORT.to_string();
-        wg(
-            &s,
-            &[
-                "set",
-                server.ifname(),
-                "listen-port",
-                &port,
-                "private-key",
-                server.keys.path(),
-            ],
-        );
+        s.wg_ok(&[
+            "set",
+            server.ifname(),
+            "listen-port",
+            &port,
+            "private-key",
+            server.keys.path(),
+        ]);
         s.ip(&["link", "set", server.ifname(), "mtu", "1420", "up"]);
         Setup {
             clients: Vec::new(),
@@ -116,32 +105,26 @@ impl Setup {
         let endpoint = endpoint(server_addr, SERVER_PORT);
         let server_inner = format!("10.{subnet}.0.1");
         let client_inner = format!("10.{subnet}.0.2");
-        wg(
-            &self.c,
-            &[
-                "set",
-                node.ifname(),
-                "private-key",
-                node.keys.path(),
-                "peer",
-                &self.server.keys.public,
-                "allowed-ips",
-                &format!("10.{subnet}.0.0/24"),
-                "endpoint",
-                &endpoint,
-            ],
-        );
-        wg(
-            &self.s,
-            &[
-                "set",
-                self.server.ifname(),
-                "peer",
-                &node.keys.public,
-                "allowed-ips",
-                &format!("{client_inner}/32"),
-            ],
-        );
+        self.c.wg_ok(&[
+            "set",
+            node.ifname(),
+            "private-key",
+            node.keys.path(),
+            "peer",
+            &self.server.keys.public,
+            "allowed-ips",
+            &format!("10.{subnet}.0.0/24"),
+            "endpoint",
+            &endpoint,
+        ]);
+        self.s.wg_ok(&[
+            "set",
+            self.server.ifname(),
+            "peer",
+            &node.keys.public,
+            "allowed-ips",
+            &format!("{client_inner}/32"),
+        ]);
         self.c.ip(&[
             "addr",
             "add",
@@ -169,10 +152,9 @@ impl Setup {
 
     /// The server's endpoint as client `i` sees it now.
     fn seen_by(&self, i: usize) -> String {
-        let text = wg(
-            &self.c,
-            &["show", self.clients[i].node.ifname(), "endpoints"],
-        );
+        let text = self
+            .c
+            .wg_ok(&["show", self.clients[i].node.ifname(), "endpoints"]);
         text.split_whitespace()
             .nth(1)
             .unwrap_or_default()
@@ -184,7 +166,7 @@ impl Setup {
             "--- server {} ---\n{}\nserver endpoints: {}\n",
             self.server.ifname(),
             tail(&self.server.daemon.log_text()),
-            wg(&self.s, &["show", self.server.ifname(), "endpoints"])
+            self.s.wg_ok(&["show", self.server.ifname(), "endpoints"])
         );
         for (i, c) in self.clients.iter().enumerate() {
             out += &format!(

@@ -5,48 +5,15 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{ferrotun_bin, require_tool, unique_name, Netns};
-
-struct ConfDir(PathBuf);
-
-impl ConfDir {
-    fn new() -> ConfDir {
-        let dir = std::env::temp_dir().join(unique_name("ftx"));
-        std::fs::create_dir_all(&dir).expect("create config dir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        ConfDir(dir)
-    }
-
-    fn write(&self, ifname: &str, text: &str) -> PathBuf {
-        let path = self.0.join(format!("{ifname}.conf"));
-        std::fs::write(&path, text).expect("write config");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        path
-    }
-}
-
-impl Drop for ConfDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::scratch::TempDir;
+use common::{ferrotun_bin, require_tool, text, unique_name, Netns};
 
 // Fixed, valid keys: these tests are about everything around them.
 const PRIVATE: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
 const PEER_A: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 const PEER_B: &str = "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Every address, route, rule and link in the namespace, as `ip` reports them.
 fn state(ns: &Netns) -> String {
@@ -89,7 +56,7 @@ fn good_config() -> String {
 fn bad_configs_name_the_line_and_change_nothing() {
     require_tool("ip");
     let ns = Netns::new("qbad");
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let before = state(&ns);
     let cases: [(&str, String, usize, &str); 6] = [
         (
@@ -154,7 +121,7 @@ fn assert_rolled_back(config: String, what: &str) {
     require_tool("ip");
     require_tool("bash");
     let ns = Netns::new("qrb");
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let before = state(&ns);
     let ifname = unique_name("qr");
     let path = dir.write(&ifname, &config);
@@ -200,7 +167,7 @@ fn conflicting_address_rolls_everything_back() {
 fn up_refuses_an_existing_interface() {
     require_tool("ip");
     let ns = Netns::new("qex");
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let ifname = unique_name("qe");
     ns.ip(&[
         "link",
@@ -227,7 +194,7 @@ fn up_refuses_an_existing_interface() {
 #[test]
 fn strip_prints_what_wg_quick_strip_prints() {
     require_tool("wg-quick");
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let ifname = unique_name("qs");
     let config = format!(
         "[Interface]\n# keys\nPrivateKey = {PRIVATE}\nAddress = 10.61.0.1/24\nDNS = 1.1.1.1, lan\n\
@@ -255,7 +222,7 @@ fn strip_prints_what_wg_quick_strip_prints() {
 fn save_config_writes_the_running_state_back_on_down() {
     require_tool("ip");
     let ns = Netns::new("qsv");
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let ifname = unique_name("qv");
     let config = format!(
         "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.66.0.1/24\nListenPort = 41999\n\
@@ -332,7 +299,7 @@ fn save_config_writes_the_running_state_back_on_down() {
 
 #[test]
 fn down_refuses_what_is_not_a_wireguard_interface() {
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let ifname = unique_name("qn");
     let path = dir.write(&ifname, &good_config());
     let out = std::process::Command::new(ferrotun_bin())
@@ -349,8 +316,8 @@ fn down_refuses_what_is_not_a_wireguard_interface() {
 
 #[test]
 fn world_readable_config_is_warned_about() {
-    let dir = ConfDir::new();
-    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = TempDir::new("ftx");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let ifname = unique_name("qw");
     let path = dir.write(&ifname, &good_config());
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -371,8 +338,8 @@ fn world_readable_config_is_warned_about() {
 
 #[test]
 fn called_as_wg_quick_it_is_wg_quick() {
-    let dir = ConfDir::new();
-    let link = dir.0.join("wg-quick");
+    let dir = TempDir::new("ftx");
+    let link = dir.path().join("wg-quick");
     std::os::unix::fs::symlink(ferrotun_bin(), &link).expect("symlink");
     let ifname = unique_name("qa");
     let path = dir.write(&ifname, &good_config());
@@ -391,7 +358,8 @@ fn called_as_wg_quick_it_is_wg_quick() {
         .expect("run as wg-quick");
     assert!(!out.status.success());
     assert!(
-        text(&out).starts_with("Usage: wg-quick [ up | down | save | strip ]"),
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("Usage: wg-quick [ up | down | save | strip ]"),
         "{}",
         text(&out)
     );
@@ -401,7 +369,7 @@ fn called_as_wg_quick_it_is_wg_quick() {
 fn dns_without_resolvconf_is_reported_not_fatal() {
     require_tool("ip");
     let ns = Netns::new("qdn");
-    let dir = ConfDir::new();
+    let dir = TempDir::new("ftx");
     let ifname = unique_name("qd");
     let config = format!(
         "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.68.0.1/24\nDNS = 10.68.0.53\n\n\

@@ -6,66 +6,42 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{ferrotun_bin, require_tool, unique_name, Netns};
+use common::scratch::TempDir;
+use common::{ferrotun_bin, text, unique_name, Netns};
 use serde_json::Value;
 
 /// A private directory for config files, removed on drop.
-struct ConfDir(PathBuf);
-
-impl ConfDir {
-    fn new() -> ConfDir {
-        let dir = std::env::temp_dir().join(unique_name("ftq"));
-        std::fs::create_dir_all(&dir).expect("create config dir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        ConfDir(dir)
-    }
-
-    /// Writes `<dir>/<ifname>.conf` (mode 600) and returns its path.
-    /// A stand-in resolvconf(8) that logs its arguments and input to `<dir>/resolvconf.log`,
-    /// so DNS handling is checked without touching the host's resolv.conf. Returns the PATH
-    /// to run with.
-    fn fake_resolvconf(&self) -> String {
-        let bin = self.0.join("bin");
-        std::fs::create_dir_all(&bin).expect("create bin dir");
-        let log = self.0.join("resolvconf.log");
-        let script = format!(
-            "#!/bin/sh\necho \"resolvconf $*\" >> {log}\n[ \"$1\" = -a ] && cat >> {log}\nexit 0\n",
-            log = log.display()
-        );
-        let path = bin.join("resolvconf");
-        std::fs::write(&path, script).expect("write fake resolvconf");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
-    }
-
-    /// What the fake resolvconf was given (and forgets it).
-    fn take_resolvconf_log(&self) -> String {
-        let log = self.0.join("resolvconf.log");
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let _ = std::fs::remove_file(&log);
-        text
-    }
-
-    fn write(&self, ifname: &str, text: &str) -> PathBuf {
-        let path = self.0.join(format!("{ifname}.conf"));
-        std::fs::write(&path, text).expect("write config");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        path
-    }
+/// A stand-in resolvconf(8) that logs its arguments and input to `<dir>/resolvconf.log`,
+/// so DNS handling is checked without touching the host's resolv.conf. Returns the PATH
+/// to run with.
+fn fake_resolvconf(dir: &TempDir) -> String {
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("create bin dir");
+    let log = dir.path().join("resolvconf.log");
+    let script = format!(
+        "#!/bin/sh\necho \"resolvconf $*\" >> {log}\n[ \"$1\" = -a ] && cat >> {log}\nexit 0\n",
+        log = log.display()
+    );
+    let path = bin.join("resolvconf");
+    std::fs::write(&path, script).expect("write fake resolvconf");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
-impl Drop for ConfDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// What the fake resolvconf was given (and forgets it).
+fn take_resolvconf_log(dir: &TempDir) -> String {
+    let log = dir.path().join("resolvconf.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    text
 }
 
 fn key_pair() -> (String, String) {
@@ -107,14 +83,6 @@ fn lab(prefix: &str, default_route: bool) -> Netns {
         ns.ip(&["route", "add", "default", "via", "10.9.0.2", "dev", "vx0"]);
     }
     ns
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn json(ns: &Netns, args: &[&str]) -> Value {
@@ -240,12 +208,6 @@ fn wg_quick(ns: &Netns, path_env: &str, args: &[&str]) -> Output {
         .expect("run wg-quick")
 }
 
-fn require_tools() {
-    for tool in ["wg-quick", "wg", "wireguard-go", "ip", "bash"] {
-        require_tool(tool);
-    }
-}
-
 /// Waits (bounded) until no process is left in the namespace: the daemon has exited.
 fn no_processes_within(ns: &Netns, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -277,10 +239,10 @@ fn no_processes_within(ns: &Netns, timeout: Duration) -> bool {
 /// namespace, compares what results, then takes ferrotun's down again and checks the
 /// namespace is as it was and the daemon gone.
 fn compare(make_config: impl Fn() -> String, default_route: bool) {
-    require_tools();
+    common::require_tools(&["wg-quick", "wg", "wireguard-go", "ip", "bash"]);
     let config = make_config();
-    let dir = ConfDir::new();
-    let path_env = dir.fake_resolvconf();
+    let dir = TempDir::new("ftq");
+    let path_env = fake_resolvconf(&dir);
 
     let ns_ref = lab("qcw", default_route);
     let if_ref = unique_name("qw");
@@ -292,7 +254,7 @@ fn compare(make_config: impl Fn() -> String, default_route: bool) {
     );
     assert!(out.status.success(), "wg-quick up failed: {}", text(&out));
     let expected = snapshot(&ns_ref, &if_ref);
-    let expected_dns = dir.take_resolvconf_log().replace(&if_ref, "IF");
+    let expected_dns = take_resolvconf_log(&dir).replace(&if_ref, "IF");
 
     let ns = lab("qcf", default_route);
     let pristine = whole_state(&ns);
@@ -301,7 +263,7 @@ fn compare(make_config: impl Fn() -> String, default_route: bool) {
     let out = ferrotun(&ns, &path_env, &["up", path.to_str().expect("utf-8")]);
     assert!(out.status.success(), "ferrotun up failed: {}", text(&out));
     let got = snapshot(&ns, &ifname);
-    let got_dns = dir.take_resolvconf_log().replace(&ifname, "IF");
+    let got_dns = take_resolvconf_log(&dir).replace(&ifname, "IF");
     assert_eq!(got_dns, expected_dns, "resolvconf was called differently");
     assert_eq!(
         got,
@@ -314,7 +276,7 @@ fn compare(make_config: impl Fn() -> String, default_route: bool) {
     assert!(out.status.success(), "ferrotun down failed: {}", text(&out));
     if !expected_dns.is_empty() {
         assert_eq!(
-            dir.take_resolvconf_log().replace(&ifname, "IF"),
+            take_resolvconf_log(&dir).replace(&ifname, "IF"),
             "resolvconf -d IF -f\n",
             "down did not remove the DNS settings"
         );

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::sampler::rss_kib;
 use common::{ferrotun_bin, unique_name, Daemon, Netns};
 use ferrotun::uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
 use ferrotun_device::netns::enter_netns;
@@ -37,15 +38,6 @@ fn peer_v6(i: usize) -> IpAddr {
         (i >> 16) as u16,
         i as u16,
     ))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
 }
 
 /// One simulated remote peer: its own core, its own socket and source address.
@@ -120,7 +112,7 @@ fn ten_thousand_peers_and_a_thousand_simultaneous_handshakes() {
     );
 
     std::thread::sleep(Duration::from_millis(500));
-    let rss = rss_kib(daemon.pid());
+    let rss = rss_kib(daemon.pid()).expect("VmRSS");
     eprintln!("scale: daemon RSS with {PEERS} idle peers: {} KiB", rss);
     assert!(
         rss < 64 * 1024,
@@ -205,6 +197,6 @@ fn ten_thousand_peers_and_a_thousand_simultaneous_handshakes() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(handshaken, ACTIVE, "daemon saw every session confirmed");
-    let rss = rss_kib(daemon.pid());
+    let rss = rss_kib(daemon.pid()).expect("VmRSS");
     eprintln!("scale: daemon RSS after {ACTIVE} sessions: {} KiB", rss);
 }

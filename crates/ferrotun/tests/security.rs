@@ -6,51 +6,18 @@
 mod common;
 
 use common::raw_uapi::{exchange, wire_errno};
+use common::scratch::TempDir;
 use common::tunnel::{Keypair, WG_TIMEOUT};
-use common::{ferrotun_bin, require_tool, unique_name, Daemon, Netns};
+use common::{ferrotun_bin, require_tool, text, unique_name, Daemon, Netns};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const SOCKET_DIR: &str = "/var/run/wireguard";
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}; stdout: {}; stderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A private directory for files a test writes, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(mode: u32) -> TempDir {
-        let dir = std::env::temp_dir().join(unique_name("fts"));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write file");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn as_nobody(program: &str) -> Command {
@@ -125,8 +92,8 @@ fn configuration_socket_is_root_only() {
 
     // Through a hard link in a directory anyone may enter, only the socket's own mode
     // stands in the way.
-    let open_dir = TempDir::new(0o755);
-    let link = open_dir.0.join("link.sock");
+    let open_dir = TempDir::with_mode("fts", 0o755);
+    let link = open_dir.path().join("link.sock");
     std::fs::hard_link(&sock, &link).expect("hard-link the socket");
     let out = as_nobody(&nc)
         .args(["-U", link.to_str().expect("utf-8")])
@@ -207,7 +174,7 @@ fn secrets_stay_out_of_logs_show_and_errors() {
     };
     let a = start(ns_a, "sla");
     let b = start(ns_b, "slb");
-    let dir = TempDir::new(0o700);
+    let dir = TempDir::with_mode("fts", 0o700);
     let psk = String::from_utf8(
         Command::new(require_tool("wg"))
             .arg("genpsk")
@@ -417,7 +384,7 @@ fn minimal_quick_config() -> String {
 #[test]
 fn world_readable_quick_config_draws_wg_quick_warning() {
     let wg_quick = require_tool("wg-quick");
-    let dir = TempDir::new(0o755);
+    let dir = TempDir::with_mode("fts", 0o755);
     let ifname = unique_name("sq");
     let conf = dir.file(&format!("{ifname}.conf"), &minimal_quick_config(), 0o644);
     let conf_str = conf.to_str().expect("utf-8");
@@ -459,7 +426,8 @@ fn world_readable_quick_config_draws_wg_quick_warning() {
     // Private file, or private directory: no warning from either.
     for (file_mode, dir_mode) in [(0o600, 0o755), (0o644, 0o700)] {
         std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(file_mode)).expect("chmod");
-        std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(dir_mode)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(dir_mode))
+            .expect("chmod");
         let theirs = run(&wg_quick, &["strip", conf_str]);
         let ours = run(ferrotun_bin(), &["strip", conf_str]);
         assert!(
@@ -479,7 +447,7 @@ fn world_readable_quick_config_draws_wg_quick_warning() {
 #[test]
 fn genkey_into_world_readable_file_warns_like_wg() {
     let wg = require_tool("wg");
-    let dir = TempDir::new(0o700);
+    let dir = TempDir::with_mode("fts", 0o700);
     let run = |umask: &str, program: &str, cmd: &str, out: &Path| -> (String, u32) {
         let script = format!("umask {umask}; exec \"$0\" {cmd} > \"$1\"");
         let o = Command::new("sh")
@@ -492,8 +460,8 @@ fn genkey_into_world_readable_file_warns_like_wg() {
         (stderr(&o), mode)
     };
     for cmd in ["genkey", "genpsk"] {
-        let (theirs, their_mode) = run("022", &wg, cmd, &dir.0.join("wg"));
-        let (ours, our_mode) = run("022", ferrotun_bin(), cmd, &dir.0.join("ft"));
+        let (theirs, their_mode) = run("022", &wg, cmd, &dir.path().join("wg"));
+        let (ours, our_mode) = run("022", ferrotun_bin(), cmd, &dir.path().join("ft"));
         assert_eq!((their_mode, our_mode), (0o644, 0o644));
         assert!(
             theirs.starts_with("Warning: writing to world accessible file."),
@@ -501,8 +469,8 @@ fn genkey_into_world_readable_file_warns_like_wg() {
         );
         assert_eq!(ours, theirs, "{cmd} with umask 022");
 
-        let (theirs, _) = run("077", &wg, cmd, &dir.0.join("wg"));
-        let (ours, _) = run("077", ferrotun_bin(), cmd, &dir.0.join("ft"));
+        let (theirs, _) = run("077", &wg, cmd, &dir.path().join("wg"));
+        let (ours, _) = run("077", ferrotun_bin(), cmd, &dir.path().join("ft"));
         assert_eq!(
             (ours.as_str(), theirs.as_str()),
             ("", ""),

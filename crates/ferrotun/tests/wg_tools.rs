@@ -2,113 +2,41 @@
 //! real `wg`, read back by both; and the same commands sent by both to two daemons, compared
 //! through the real `wg showconf`. Needs root, `wireguard-go` and `wg` (CI installs them).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use common::scratch::TempDir;
+use common::{unique_name, Netns};
 use ferrotun::cli::{run_captured, Captured, Env};
 use ferrotun::uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
 
-const SOCKET_DIR: &str = "/var/run/wireguard";
-
-fn require_tools() {
-    for tool in ["wg", "wireguard-go", "ip"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(found, "`{tool}` is not installed: install wireguard-tools, wireguard-go and iproute2 to run these tests");
-    }
-    let uid = Command::new("id").arg("-u").output().expect("run id -u");
-    assert_eq!(
-        String::from_utf8_lossy(&uid.stdout).trim(),
-        "0",
-        "these tests must run as root"
-    );
-}
-
-/// A short name unique to this process and test, within the 15-character limit.
-fn unique_name(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("ftc{tag}{}{n}", std::process::id() % 10000)
-}
-
-/// A wireguard-go daemon in the foreground; dropping it stops the daemon and removes its
-/// interface and socket, whatever the test did.
+/// A wireguard-go daemon in the foreground, in a namespace of its own (or one it shares with
+/// the other daemons of a test); dropping it stops the daemon, and the last one out removes
+/// the namespace with its interfaces (the testkit's guards).
 struct Daemon {
     name: String,
-    child: Child,
+    _daemon: common::Daemon,
+    ns: Rc<Netns>,
 }
 
 impl Daemon {
     fn start(tag: &str) -> Daemon {
-        require_tools();
+        Daemon::start_in(&Rc::new(Netns::new("ftw")), tag)
+    }
+
+    fn start_in(ns: &Rc<Netns>, tag: &str) -> Daemon {
+        common::require_tools(&["wg", "wireguard-go", "ip"]);
+        assert!(common::have_root(), "these tests must run as root");
         let name = unique_name(tag);
-        let child = Command::new("wireguard-go")
-            .args(["-f", &name])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start wireguard-go");
-        let daemon = Daemon { name, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !Client::new().has_interface(&daemon.name) {
-            assert!(
-                Instant::now() < deadline,
-                "wireguard-go did not open its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let daemon = common::Daemon::start(ns, "wireguard-go", &["-f"], &name);
+        Daemon {
+            name,
+            _daemon: daemon,
+            ns: ns.clone(),
         }
-        daemon
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SIGTERM lets wireguard-go remove its socket; SIGKILL only if it does not exit.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_file(Path::new(SOCKET_DIR).join(format!("{}.sock", self.name)));
-    }
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(unique_name("d"));
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-    fn file(&self, name: &str, contents: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write scratch file");
-        path.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -231,11 +159,11 @@ fn compare_every_show_form(name: &str, exact: bool) {
     assert_same_show(&["showconf", name], &[], exact);
 }
 
-fn key_files(scratch: &Scratch, n: usize) -> Vec<(String, String)> {
+fn key_files(scratch: &TempDir, n: usize) -> Vec<(String, String)> {
     (0..n)
         .map(|i| {
             let private = wg_ok(&["genkey"]);
-            let path = scratch.file(&format!("key{i}"), &private);
+            let path = scratch.file_str(&format!("key{i}"), &private);
             let public = Command::new("sh")
                 .args(["-c", &format!("wg pubkey < {path}")])
                 .output()
@@ -252,9 +180,9 @@ fn key_files(scratch: &Scratch, n: usize) -> Vec<(String, String)> {
 fn show_and_showconf_match_wg() {
     let daemon = Daemon::start("s");
     let name = daemon.name.as_str();
-    let scratch = Scratch::new();
+    let scratch = TempDir::new("d");
     let keys = key_files(&scratch, 4);
-    let psk = scratch.file("psk", &wg_ok(&["genpsk"]));
+    let psk = scratch.file_str("psk", &wg_ok(&["genpsk"]));
 
     // An empty device first.
     compare_every_show_form(name, true);
@@ -402,10 +330,10 @@ fn unports(text: &str, base: u16) -> String {
 }
 
 /// Writes a config file for each side (with its ports) and returns the pair of paths.
-fn conf_pair(scratch: &Scratch, name: &str, text: &str) -> (String, String) {
+fn conf_pair(scratch: &TempDir, name: &str, text: &str) -> (String, String) {
     (
-        scratch.file(&format!("a-{name}"), &ports(text, PORTS_A)),
-        scratch.file(&format!("b-{name}"), &ports(text, PORTS_B)),
+        scratch.file_str(&format!("a-{name}"), &ports(text, PORTS_A)),
+        scratch.file_str(&format!("b-{name}"), &ports(text, PORTS_B)),
     )
 }
 
@@ -445,10 +373,10 @@ fn both(a: &Daemon, b: &Daemon, args: &[&str], conf: Option<&(String, String)>) 
 fn set_and_conf_commands_match_wg() {
     let a = Daemon::start("a");
     let b = Daemon::start("b");
-    let scratch = Scratch::new();
+    let scratch = TempDir::new("d");
     let keys = key_files(&scratch, 5);
-    let psk = scratch.file("psk", &wg_ok(&["genpsk"]));
-    let empty = scratch.file("empty", "");
+    let psk = scratch.file_str("psk", &wg_ok(&["genpsk"]));
+    let empty = scratch.file_str("empty", "");
     let (k1, k2, k3, k4) = (&keys[1].1, &keys[2].1, &keys[3].1, &keys[4].1);
 
     both(
@@ -568,7 +496,7 @@ fn set_and_conf_commands_match_wg() {
 #[test]
 fn syncconf_keeps_listed_peers_and_removes_others() {
     let d = Daemon::start("y");
-    let scratch = Scratch::new();
+    let scratch = TempDir::new("d");
     let keys = key_files(&scratch, 3);
     wg_ok(&[
         "set",
@@ -580,7 +508,7 @@ fn syncconf_keeps_listed_peers_and_removes_others() {
         "allowed-ips",
         "10.5.0.0/16",
     ]);
-    let conf = scratch.file(
+    let conf = scratch.file_str(
         "sync.conf",
         &format!(
             "[Peer]\nPublicKey = {}\nAllowedIPs = 10.6.0.0/16\n[Peer]\nPublicKey = {}\n",
@@ -612,7 +540,7 @@ fn syncconf_keeps_listed_peers_and_removes_others() {
 #[test]
 fn bad_config_files_name_file_and_line_and_change_nothing() {
     let d = Daemon::start("c");
-    let scratch = Scratch::new();
+    let scratch = TempDir::new("d");
     wg_ok(&["set", &d.name, "listen-port", "51981"]);
     let before = wg_ok(&["showconf", &d.name]);
     let cases = [
@@ -625,7 +553,7 @@ fn bad_config_files_name_file_and_line_and_change_nothing() {
         ("[Interface]\nListenPort = 99999\n", ":2: Port is not a number 0-65535: `99999'"),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
-        let path = scratch.file(&format!("bad{i}.conf"), text);
+        let path = scratch.file_str(&format!("bad{i}.conf"), text);
         for cmd in ["setconf", "addconf", "syncconf"] {
             let out = ours(&[cmd, &d.name, &path], &[]);
             assert_eq!(out.code, 1, "{cmd} {text:?}");
@@ -662,9 +590,11 @@ fn daemon_errors_come_back_as_wg_prints_them() {
 
 #[test]
 fn show_after_a_handshake_matches_wg() {
-    let x = Daemon::start("x");
-    let y = Daemon::start("y");
-    let scratch = Scratch::new();
+    // One namespace: the two talk over its loopback.
+    let ns = Rc::new(Netns::new("ftw"));
+    let x = Daemon::start_in(&ns, "x");
+    let y = Daemon::start_in(&ns, "y");
+    let scratch = TempDir::new("d");
     let keys = key_files(&scratch, 2);
     wg_ok(&[
         "set",
@@ -695,14 +625,7 @@ fn show_after_a_handshake_matches_wg() {
         "10.77.0.1/32",
     ]);
     for d in [&x, &y] {
-        let up = Command::new("ip")
-            .args(["link", "set", "up", "dev", &d.name])
-            .status();
-        assert!(
-            up.map(|s| s.success()).unwrap_or(false),
-            "ip link set up {}",
-            d.name
-        );
+        d.ns.ip(&["link", "set", "up", "dev", &d.name]);
     }
     // The keepalive makes x initiate at once; wait for both sides to record the handshake.
     let deadline = Instant::now() + Duration::from_secs(15);

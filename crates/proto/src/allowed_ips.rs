@@ -1,4 +1,4 @@
-//! Cryptokey routing (PROTOCOL §6): the longest-prefix-match table from an address to the
+//! Cryptokey routing (docs/PROTOCOL.md §6): the longest-prefix-match table from an address to the
 //! value (peer) owning the best-matching prefix, with separate IPv4 and IPv6 tables.
 //!
 //! Layout: per family, one hash table per prefix length in use, kept from longest to

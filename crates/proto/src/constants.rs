@@ -1,4 +1,4 @@
-//! Protocol timing constants (PROTOCOL.md §5), shared by the timer and session logic.
+//! Protocol timing constants (docs/PROTOCOL.md §5), shared by the timer and session logic.
 
 use std::time::Duration;
 

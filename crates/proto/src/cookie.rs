@@ -1,4 +1,4 @@
-//! Responder side of WireGuard's DoS defence (PROTOCOL.md §4): mac1 proves the sender knows
+//! Responder side of WireGuard's DoS defence (docs/PROTOCOL.md §4): mac1 proves the sender knows
 //! our public key, mac2 proves it can receive at its source address, and cookie replies hand
 //! out what mac2 needs. All of it runs before any DH is spent on a message.
 //!

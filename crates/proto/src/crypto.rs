@@ -1,4 +1,4 @@
-//! The primitives WireGuard is built from (PROTOCOL.md §1), as thin wrappers over well-kept
+//! The primitives WireGuard is built from (docs/PROTOCOL.md §1), as thin wrappers over well-kept
 //! crates so the handshake code reads like the formulas.
 //!
 //! Handshake and cookie AEADs use RustCrypto (small, infrequent, zeroizing keys). The data

@@ -72,6 +72,14 @@ fn is_icmp_v4_informational(kind: u8) -> bool {
     matches!(kind, 0 | 8 | 13..=18)
 }
 
+/// The `N` bytes of an address at `at`; a packet too short for them is malformed.
+fn octets<const N: usize>(packet: &[u8], at: usize) -> Result<[u8; N], Refusal> {
+    packet
+        .get(at..at + N)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or(Refusal::Malformed)
+}
+
 fn unreachable_v4(packet: &[u8], src: Ipv4Addr, out: &mut [u8]) -> Result<usize, Refusal> {
     let ihl = usize::from(packet.first().ok_or(Refusal::Malformed)? & 0x0f) * 4;
     let total = usize::from(be16(packet, 2).ok_or(Refusal::Malformed)?);
@@ -83,8 +91,8 @@ fn unreachable_v4(packet: &[u8], src: Ipv4Addr, out: &mut [u8]) -> Result<usize,
     if be16(original, 6).ok_or(Refusal::Malformed)? & 0x1fff != 0 {
         return Err(Refusal::NotFirstFragment);
     }
-    let orig_src = Ipv4Addr::from(<[u8; 4]>::try_from(&original[12..16]).expect("4 bytes"));
-    let orig_dst = Ipv4Addr::from(<[u8; 4]>::try_from(&original[16..20]).expect("4 bytes"));
+    let orig_src = Ipv4Addr::from(octets::<4>(original, 12)?);
+    let orig_dst = Ipv4Addr::from(octets::<4>(original, 16)?);
     if orig_dst.is_multicast() || orig_dst.is_broadcast() || orig_dst.is_unspecified() {
         return Err(Refusal::GroupDestination);
     }
@@ -165,8 +173,8 @@ fn unreachable_v6(packet: &[u8], src: Ipv6Addr, out: &mut [u8]) -> Result<usize,
     }
     let payload = usize::from(be16(packet, 4).ok_or(Refusal::Malformed)?);
     let original = &packet[..(V6_HEADER + payload).min(packet.len())];
-    let orig_src = Ipv6Addr::from(<[u8; 16]>::try_from(&original[8..24]).expect("16 bytes"));
-    let orig_dst = Ipv6Addr::from(<[u8; 16]>::try_from(&original[24..40]).expect("16 bytes"));
+    let orig_src = Ipv6Addr::from(octets::<16>(original, 8)?);
+    let orig_dst = Ipv6Addr::from(octets::<16>(original, 24)?);
     if orig_dst.is_multicast() || orig_dst.is_unspecified() {
         return Err(Refusal::GroupDestination);
     }

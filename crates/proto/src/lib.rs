@@ -6,6 +6,8 @@
 //! [`interface::Interface`] is the entry point the device layer drives.
 
 #![forbid(unsafe_code)]
+// Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod allowed_ips;
 pub mod constants;

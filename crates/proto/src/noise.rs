@@ -1,4 +1,4 @@
-//! The Noise IKpsk2 handshake as WireGuard uses it (PROTOCOL.md §3), both roles.
+//! The Noise IKpsk2 handshake as WireGuard uses it (docs/PROTOCOL.md §3), both roles.
 //!
 //! The responder side is split in two so the caller can find the peer in between:
 //! [`open_initiation`] needs only our static key and recovers the initiator's static key;
@@ -796,7 +796,7 @@ mod tests {
         assert_eq!(&t[8..], &[0x07, 0, 0, 0], "low 24 bits of nanos cleared");
     }
 
-    /// PROTOCOL.md §9 "Full handshake vector", byte for byte, both roles.
+    /// docs/PROTOCOL.md §9 "Full handshake vector", byte for byte, both roles.
     #[test]
     fn full_handshake_vector() {
         let mut p = pair(PresharedKey::from_bytes(seq(0x60)));

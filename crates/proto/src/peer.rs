@@ -68,7 +68,7 @@ pub struct ReceiveOutcome {
     pub wants_handshake: bool,
 }
 
-/// The keypair slots of PROTOCOL.md §5: `next` waits for key confirmation, `current`
+/// The keypair slots of docs/PROTOCOL.md §5: `next` waits for key confirmation, `current`
 /// sends, `previous` still receives packets that were in flight during a rekey.
 #[derive(Default)]
 struct Keypairs {
@@ -576,7 +576,7 @@ impl Peer {
         hs.consume_cookie_reply(msg, now)
     }
 
-    /// Places a freshly derived session in its slot (PROTOCOL.md §5 "Keypair slots").
+    /// Places a freshly derived session in its slot (docs/PROTOCOL.md §5 "Keypair slots").
     fn install_session(&mut self, keys: SessionKeys, ctx: &mut PeerCtx) {
         let keypair = Arc::new(Keypair::new(keys, ctx.now));
         ctx.indices.bind(keypair.local_index(), &keypair);

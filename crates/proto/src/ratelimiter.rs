@@ -1,4 +1,4 @@
-//! Per-source token bucket for handshake messages while under load (PROTOCOL §4).
+//! Per-source token bucket for handshake messages while under load (docs/PROTOCOL.md §4).
 //!
 //! A source may send [`PACKETS_BURSTABLE`] handshake messages at once and
 //! [`PACKETS_PER_SECOND`] per second after that. Sources are grouped as the kernel groups

@@ -3,7 +3,7 @@
 //! The bitmap is a ring of 64-bit blocks. Moving forward only clears the blocks the window
 //! slides over, so a jump of any size costs at most one pass over the ring.
 
-/// Counters at or past this are refused by sender and receiver (PROTOCOL.md §5, go value).
+/// Counters at or past this are refused by sender and receiver (docs/PROTOCOL.md §5, go value).
 pub const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
 
 const BLOCK_BITS: u64 = 64;

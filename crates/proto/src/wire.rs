@@ -1,4 +1,4 @@
-//! Zero-copy views of the four WireGuard messages (PROTOCOL.md §2).
+//! Zero-copy views of the four WireGuard messages (docs/PROTOCOL.md §2).
 //!
 //! Each view checks type and length once, in its constructor, by splitting the buffer into
 //! fixed-size field references; after that every accessor is a plain field read and cannot

@@ -13,6 +13,7 @@ use ferrotun_proto::noise::{open_initiation, Handshake, LocalStatic};
 use ferrotun_proto::session::{padded_len, Keypair};
 use ferrotun_proto::time::{Instant, WallTime};
 use ferrotun_proto::wire::{self, Message};
+use ferrotun_testkit::packet::udp4;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -69,23 +70,6 @@ fn their_ip() -> IpAddr {
     THEIR_ADDR.parse::<SocketAddr>().unwrap().ip()
 }
 
-/// A minimal IPv4/UDP packet; boringtun trims the plaintext by the total-length field.
-fn ipv4_packet(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let total = 20 + 8 + payload.len();
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    p[20..22].copy_from_slice(&1234u16.to_be_bytes());
-    p[22..24].copy_from_slice(&5678u16.to_be_bytes());
-    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    p[28..].copy_from_slice(payload);
-    p
-}
-
 fn seal(keypair: &Keypair, packet: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 16 + padded_len(packet.len(), MTU) + 16];
     buf[16..16 + packet.len()].copy_from_slice(packet);
@@ -98,9 +82,11 @@ fn seal(keypair: &Keypair, packet: &[u8]) -> Vec<u8> {
 /// Our packet to them arrives intact, then theirs to us.
 fn exchange_data(s: &mut Sides, keypair: &Keypair) {
     let mut dst = vec![0u8; 2048];
-    let ours = ipv4_packet(
+    let ours = udp4(
         [10, 0, 0, 1],
+        1234,
         [10, 0, 0, 2],
+        5678,
         b"hello from ferrotun, 45 bytes..",
     );
     let datagram = seal(keypair, &ours);
@@ -113,7 +99,7 @@ fn exchange_data(s: &mut Sides, keypair: &Keypair) {
         other => panic!("boringtun did not deliver our packet: {other:?}"),
     }
 
-    let theirs = ipv4_packet([10, 0, 0, 2], [10, 0, 0, 1], &[0x5a; 1000]);
+    let theirs = udp4([10, 0, 0, 2], 1234, [10, 0, 0, 1], 5678, &[0x5a; 1000]);
     let mut datagram = match s.them.encapsulate(&theirs, &mut dst) {
         TunnResult::WriteToNetwork(d) => d.to_vec(),
         other => panic!("boringtun did not encrypt: {other:?}"),

@@ -14,6 +14,7 @@ use ferrotun_proto::keys::{PresharedKey, PrivateKey, PublicKey};
 use ferrotun_proto::peer::Datagram;
 use ferrotun_proto::time::{Instant, WallTime};
 use ferrotun_proto::wire::{self, Message, TRANSPORT_HEADER_LEN};
+use ferrotun_testkit::packet::ipv4;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -29,21 +30,11 @@ struct Pair {
     wall0: u64,
 }
 
+/// An experimental protocol number: the inner packets carry no transport header.
+const ANY_PROTO: u8 = 253;
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-fn ipv4(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
-    let total = 20 + payload.len();
-    let mut p = vec![0u8; 20];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 253;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    p.extend_from_slice(payload);
-    p
 }
 
 impl Pair {
@@ -149,7 +140,7 @@ impl Pair {
     }
 
     fn their_packet(&mut self, payload: &[u8]) -> Vec<u8> {
-        let packet = ipv4([10, 0, 0, 2], [10, 0, 0, 1], payload);
+        let packet = ipv4([10, 0, 0, 2], [10, 0, 0, 1], ANY_PROTO, payload);
         let mut buf = vec![0u8; 65536];
         match self.them.encapsulate(&packet, &mut buf) {
             TunnResult::WriteToNetwork(d) => d.to_vec(),
@@ -162,6 +153,7 @@ impl Pair {
         let ours = ipv4(
             [10, 0, 0, 1],
             [10, 0, 0, 2],
+            ANY_PROTO,
             format!("to them: {tag}").as_bytes(),
         );
         let out = self.us.encapsulate(&ours, self.env());
@@ -179,7 +171,7 @@ impl Pair {
 
     /// The receiver index our sent data carries: it changes when our session changes.
     fn our_sending_index(&mut self) -> u32 {
-        let probe = ipv4([10, 0, 0, 1], [10, 0, 0, 2], b"index probe");
+        let probe = ipv4([10, 0, 0, 1], [10, 0, 0, 2], ANY_PROTO, b"index probe");
         let out = self.us.encapsulate(&probe, self.env());
         let transport = out
             .iter()
@@ -195,7 +187,7 @@ impl Pair {
 fn session_with_rekeys(psk: Option<[u8; 32]>) {
     let mut p = Pair::new(psk);
     // We initiate: the first packet is staged, the handshake runs, the packet follows.
-    let first = ipv4([10, 0, 0, 1], [10, 0, 0, 2], b"first");
+    let first = ipv4([10, 0, 0, 1], [10, 0, 0, 2], ANY_PROTO, b"first");
     let out = p.us.encapsulate(&first, p.env());
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].data.len(), wire::INITIATION_LEN);
@@ -209,7 +201,7 @@ fn session_with_rekeys(psk: Option<[u8; 32]>) {
     // Past REKEY_AFTER_TIME our next packet goes out on the old session and starts a
     // rekey, which boringtun answers; our confirmation moves it to the new session.
     p.t += 121;
-    let rekey_packet = ipv4([10, 0, 0, 1], [10, 0, 0, 2], b"rekey trigger");
+    let rekey_packet = ipv4([10, 0, 0, 1], [10, 0, 0, 2], ANY_PROTO, b"rekey trigger");
     let out = p.us.encapsulate(&rekey_packet, p.env());
     assert!(
         out.iter().any(|d| d.data.len() == wire::INITIATION_LEN),

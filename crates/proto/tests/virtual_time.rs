@@ -1,10 +1,8 @@
 //! The protocol's timers under virtual time: rekeying, keepalives, giving up, zeroing keys.
 
-mod common_net;
-
-use common_net::Net;
 use ferrotun_proto::keys::PresharedKey;
 use ferrotun_proto::time::Instant;
+use ferrotun_testkit::pair::Pair as Net;
 use std::time::Duration;
 
 const INITIATION: u8 = 1;
@@ -19,7 +17,7 @@ fn secs(s: u64) -> Duration {
 #[test]
 fn handshake_then_data_both_ways_with_and_without_psk() {
     for psk in [None, Some(PresharedKey::from_bytes([9; 32]))] {
-        let mut net = Net::pair(psk);
+        let mut net = Net::new(psk);
         net.send(0, b"hello from a");
         assert_eq!(net.sent_of_type(0, INITIATION).len(), 1);
         assert_eq!(net.sent_of_type(1, RESPONSE).len(), 1);
@@ -38,7 +36,7 @@ fn handshake_then_data_both_ways_with_and_without_psk() {
 
 #[test]
 fn a_day_of_traffic_rekeys_on_schedule_and_loses_nothing() {
-    let mut net = Net::pair(None);
+    let mut net = Net::new(None);
     let day = 24 * 3600;
     let mut sent = [0usize; 2];
     for t in 0..day / 7 {
@@ -69,7 +67,7 @@ fn a_day_of_traffic_rekeys_on_schedule_and_loses_nothing() {
 
 #[test]
 fn idle_responder_sends_exactly_one_keepalive_then_stays_quiet() {
-    let mut net = Net::pair(None);
+    let mut net = Net::new(None);
     net.send(0, b"one packet");
     let before = net.sent_of_type(1, TRANSPORT).len();
     net.advance(secs(600));
@@ -88,7 +86,7 @@ fn idle_responder_sends_exactly_one_keepalive_then_stays_quiet() {
 
 #[test]
 fn persistent_keepalive_sends_one_per_interval() {
-    let mut net = Net::pair(None);
+    let mut net = Net::new(None);
     // Turning it on sends a keepalive at once: here, the handshake that must precede it.
     net.set_persistent_keepalive(0, 25);
     assert_eq!(net.sent_of_type(0, INITIATION).len(), 1);
@@ -124,7 +122,7 @@ fn persistent_keepalive_sends_one_per_interval() {
 
 #[test]
 fn dead_peer_retries_stop_after_rekey_attempt_time_and_keys_are_zeroed() {
-    let mut net = Net::pair(None);
+    let mut net = Net::new(None);
     net.send(0, b"establish");
     assert!(net.nodes[0].iface.peer_list()[0]
         .lock()
@@ -157,7 +155,7 @@ fn dead_peer_retries_stop_after_rekey_attempt_time_and_keys_are_zeroed() {
 
 #[test]
 fn tunnel_recovers_after_an_outage() {
-    let mut net = Net::pair(None);
+    let mut net = Net::new(None);
     net.send(0, b"before");
     net.nodes[1].down = true;
     net.advance(secs(30));

@@ -8,7 +8,7 @@ use crate::config::values;
 use crate::config::WgConfig;
 use crate::uapi::{AllowedIpChange, PeerChange, SetRequest};
 
-const SET_USAGE: &str = "<interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] [peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] [persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...";
+pub(crate) const SET_USAGE: &str = "<interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] [peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] [persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...";
 
 pub fn showconf(io: &mut Io, args: &[String]) -> i32 {
     let [_, iface] = args else {

@@ -9,7 +9,7 @@ use super::pretty::{self, BOLD, CYAN, GREEN, RESET, YELLOW};
 use crate::uapi::prefix::{fmt_endpoint, fmt_ip};
 use crate::uapi::{InterfaceStatus, PeerStatus};
 
-const FIELDS: &str = "public-key | private-key | listen-port | fwmark | peers | preshared-keys | endpoints | allowed-ips | latest-handshakes | transfer | persistent-keepalive | dump";
+pub(crate) const FIELDS: &str = "public-key | private-key | listen-port | fwmark | peers | preshared-keys | endpoints | allowed-ips | latest-handshakes | transfer | persistent-keepalive | dump";
 
 fn usage(io: &mut Io, cmd: &str) {
     let msg = format!(

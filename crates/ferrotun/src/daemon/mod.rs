@@ -145,8 +145,10 @@ fn spawn_background(name: &str, options: &confine::Options) -> anyhow::Result<()
             Stdio::null()
         }
     };
+    // `daemon NAME`: the explicit form, which takes any valid name (`ferrotun NAME` refuses
+    // names that look like a mistyped command).
     Command::new(exe)
-        .arg(name)
+        .args(["daemon", name])
         .env(ENV_TUN_FD, tun_fd.as_raw_fd().to_string())
         .env(ENV_UAPI_FD, listener.as_raw_fd().to_string())
         .env(ENV_FOREGROUND, "1")

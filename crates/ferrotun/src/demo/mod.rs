@@ -40,13 +40,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferrotun_device::{install_shutdown_signals, Cancel};
 
+pub use options::Options;
+
 use crate::cli::{run_captured, Env};
 use crate::uapi::Client;
 use bringup::Method;
 use configs::Keys;
 use error::DemoError;
 use lab::Lab;
-use options::{Options, USAGE};
 use report::{note, Progress, Summary};
 use run::{check, in_netns, SHORT};
 use topology::{Names, LAN_HOST, TUNNEL_A, TUNNEL_B};
@@ -58,18 +59,8 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// Exit status after Ctrl-C, as shells report death by SIGINT.
 const EXIT_INTERRUPTED: i32 = 130;
 
-pub fn main(args: &[String]) -> i32 {
-    let options = match Options::parse(args.get(1..).unwrap_or(&[])) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("ferrotun demo: {e}\n\n{USAGE}");
-            return 1;
-        }
-    };
-    if options.help {
-        say_partial!("{USAGE}");
-        return 0;
-    }
+/// Runs the demo with options the command line parsed (see `front::definition`).
+pub fn main(options: Options) -> i32 {
     if !is_root() {
         eprintln!("ferrotun demo: needs root: it creates network namespaces and interfaces");
         return 1;

@@ -47,6 +47,8 @@ pub fn usage(program: &str) -> String {
     to configure DNS. The string `%i' is expanded to INTERFACE.
   - SaveConfig: if set to `true', the configuration is saved from the current
     state of the interface upon shutdown.
+
+See wg-quick(8) for more info and examples.
 "
     )
 }

@@ -1,7 +1,7 @@
 //! Two namespaces joined by a veth pair, a WireGuard daemon in each, configured with the
 //! real `wg` tool: the set-up every interop test starts from.
 
-use super::{ferrotun_bin, require_tool, unique_name, Daemon, Netns};
+use crate::{ferrotun_bin, require_tool, unique_name, Daemon, Netns};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -148,6 +148,13 @@ impl Side {
         let mut full = vec![WG_TIMEOUT, "wg"];
         full.extend_from_slice(args);
         self.ns.exec("timeout", &full)
+    }
+
+    /// Points this side's peer `public` at `endpoint` (a relay, a new address).
+    pub fn set_peer_endpoint(&self, public: &str, endpoint: std::net::SocketAddr) {
+        let ifname = self.ifname().to_string();
+        let endpoint = endpoint.to_string();
+        self.wg(&["set", &ifname, "peer", public, "endpoint", &endpoint]);
     }
 
     /// `wg show IF WHAT`, trimmed.

@@ -2,7 +2,7 @@
 //! a daemon's configuration read back in a form that two daemons, or a daemon and a model,
 //! can be compared in (keys as lowercase hex, peers ordered by key, counters left out).
 
-use super::netns::socket_path;
+use crate::netns::socket_path;
 use ferrotun::uapi::parse::parse_get_reply;
 use ferrotun::uapi::IpPrefix;
 use std::collections::BTreeMap;

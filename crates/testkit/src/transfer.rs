@@ -3,7 +3,7 @@
 //! The data is made here (deterministic pseudo-random, so it does not compress and a
 //! failure can be reproduced) and streamed through pipes: nothing touches the disk.
 
-use super::Netns;
+use crate::Netns;
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,8 +6,8 @@
 //! needed): the receiver regenerates it and compares every block, which also pins down
 //! *where* a stream went wrong.
 
-use super::inside::{join, spawn_in};
-use super::Netns;
+use crate::inside::{join, spawn_in};
+use crate::Netns;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

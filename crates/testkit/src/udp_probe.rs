@@ -4,8 +4,8 @@
 //! Sender and receiver are threads inside the two namespaces, so the counts are exact (no
 //! tool in between that could merge or split datagrams).
 
-use super::inside::{join, spawn_in};
-use super::Netns;
+use crate::inside::{join, spawn_in};
+use crate::Netns;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -5,8 +5,8 @@
 //! the responder's cookie key and checked against the initiation it answers, so "the cookie
 //! mechanism engaged" is seen on the wire.
 
-use super::inside::spawn_in;
-use super::Netns;
+use crate::inside::spawn_in;
+use crate::Netns;
 use ferrotun_proto::crypto::{hash, mac, xaead_open};
 use ferrotun_proto::noise::{LABEL_COOKIE, LABEL_MAC1};
 use ferrotun_proto::wire::{COOKIE_REPLY_LEN, INITIATION_LEN, INITIATION_MAC1_OFFSET};
@@ -123,7 +123,7 @@ impl Flood {
     pub fn stop(mut self) -> FloodReport {
         self.stop.store(true, Ordering::Relaxed);
         let t = self.thread.take().expect("flood thread");
-        super::inside::join(t)
+        crate::inside::join(t)
     }
 }
 

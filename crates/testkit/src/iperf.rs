@@ -1,6 +1,6 @@
 //! A TCP throughput measurement of fixed duration with iperf3, read from its JSON report.
 
-use super::{require_tool, Netns};
+use crate::{require_tool, Netns};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -217,3 +217,62 @@ impl Drop for Daemon {
         let _ = std::fs::remove_file(socket_path(&self.ifname));
     }
 }
+
+/// Whether namespace tests can run here (they need root); says so when not.
+pub fn have_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        eprintln!("skipping: needs root for network namespaces");
+    }
+    root
+}
+
+/// Runs a command (`args[0]` the program), panicking with its stderr if it fails.
+pub fn sh(args: &[&str]) {
+    let [program, rest @ ..] = args else {
+        panic!("sh: no command");
+    };
+    run(Command::new(program).args(rest));
+}
+
+impl Netns {
+    /// Runs `f` on a thread inside the namespace and returns its result (a panic in `f` is
+    /// re-raised here). Only that thread enters the namespace; it ends with `f`.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = std::path::PathBuf::from("/run/netns").join(&self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                ferrotun_device::netns::enter_netns(&path)
+                    .unwrap_or_else(|e| panic!("cannot enter {}: {e}", path.display()));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+}
+
+impl Netns {
+    /// The real `wg ARGS` in the namespace, bounded by [`crate::tunnel::WG_TIMEOUT`];
+    /// returns its output whatever the status.
+    pub fn wg<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        self.command("timeout")
+            .arg(crate::tunnel::WG_TIMEOUT)
+            .arg("wg")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run wg: {e}"))
+    }
+
+    /// [`Netns::wg`] that must succeed; its stdout, trimmed.
+    pub fn wg_ok(&self, args: &[&str]) -> String {
+        let out = self.wg(args);
+        assert!(
+            out.status.success(),
+            "wg {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}

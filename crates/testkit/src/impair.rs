@@ -8,8 +8,8 @@
 //! for B is the relay, the relay forwards to B's real endpoint from its own socket, so B
 //! learns the relay as A's endpoint and answers through it too.
 
-use super::inside::spawn_in;
-use super::Netns;
+use crate::inside::spawn_in;
+use crate::Netns;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Ordering as CmpOrdering;

@@ -1,7 +1,7 @@
 //! Threads that live inside a test namespace, so a test can open sockets there directly
 //! (exact counts, exact timing) instead of going through an external tool.
 
-use super::Netns;
+use crate::Netns;
 use ferrotun_device::netns::enter_netns;
 use std::path::PathBuf;
 use std::thread::JoinHandle;

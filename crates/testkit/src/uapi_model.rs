@@ -7,7 +7,7 @@
 //! before any `allowed_ip`, the order `wg` sends: there the kernel's flag semantics and
 //! wireguard-go's line-by-line ones agree, so the model is the same for both daemons.
 
-use super::raw_uapi::{Config, PeerConfig};
+use crate::raw_uapi::{Config, PeerConfig};
 use ferrotun::uapi::IpPrefix;
 use ferrotun_proto::keys::PrivateKey;
 use std::net::SocketAddr;

@@ -1,8 +1,10 @@
 //! Two `Interface`s on a virtual clock, wired to each other the way the device layer drives
 //! one: transport messages to `receive_transport`, everything else to `handle_handshake`,
-//! and whatever an interface answers delivered to the other side at once.
+//! and whatever an interface answers delivered to the other side at once (or dropped while
+//! a side is "down"). Time moves only when a test advances it, jumping from one timer
+//! deadline to the next. Shared by the protocol core's tests and the fuzz harness.
 //!
-//! Seeds are fixed, so an input replays identically: a crash found by the fuzzer reproduces.
+//! Seeds are fixed, so a run replays identically: a crash found by the fuzzer reproduces.
 //! Every datagram that crosses the wire is logged, so a fuzz input can replay or mutate
 //! genuine messages, not only random bytes.
 
@@ -17,11 +19,16 @@ use ferrotun_proto::wire::{self, Message};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-const WALL_START: u64 = 1_700_000_000;
+use crate::packet;
+
+/// Unix time the virtual wall clock starts at.
+pub const WALL_START: u64 = 1_700_000_000;
 /// Rounds of request/answer before `deliver` calls it a storm: a healthy exchange needs a few.
-const MAX_ROUNDS: usize = 100;
+const MAX_ROUNDS: usize = 1000;
 /// Timer firings in one `advance` before it calls the clock stuck.
 const MAX_TIMER_STEPS: usize = 100_000;
+/// IP protocol number the inner test packets carry (UDP; no UDP header follows).
+const INNER_PROTO: u8 = 17;
 
 pub struct Node {
     pub iface: Interface,
@@ -29,6 +36,10 @@ pub struct Node {
     pub inner: Ipv4Addr,
     /// Inner packets that reached this node's TUN, in order.
     pub delivered: Vec<Vec<u8>>,
+    /// Every datagram this node sent, with the time it was sent.
+    pub sent: Vec<(Instant, Vec<u8>)>,
+    /// A down node neither sends, receives nor runs timers.
+    pub down: bool,
 }
 
 /// A datagram that crossed the wire: who sent it and its bytes.
@@ -45,32 +56,38 @@ pub struct Pair {
     pub log: Vec<Logged>,
 }
 
-fn node(seed: u64, addr: SocketAddr, inner: Ipv4Addr) -> (Node, PrivateKey) {
+fn node(seed: u64, port: u16, inner: Ipv4Addr) -> (Node, PrivateKey) {
     let key = PrivateKey::generate(&mut StdRng::seed_from_u64(seed));
     let iface = Interface::new(Box::new(StdRng::seed_from_u64(seed + 100)));
     iface.set_private_key(Some(key.clone()));
     let node = Node {
         iface,
-        addr,
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         inner,
         delivered: Vec::new(),
+        sent: Vec::new(),
+        down: false,
     };
     (node, key)
 }
 
+/// The preshared key a pair uses when asked for one (fixed, so runs replay).
+pub fn test_psk() -> PresharedKey {
+    PresharedKey::generate(&mut StdRng::seed_from_u64(3))
+}
+
 impl Pair {
-    /// Two peers that know each other, with no session yet. `a` knows `b`'s endpoint.
-    pub fn new(psk: bool) -> Pair {
-        let addr = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        let (a, ka) = node(1, addr(10001), Ipv4Addr::new(10, 0, 0, 1));
-        let (b, kb) = node(2, addr(10002), Ipv4Addr::new(10, 0, 0, 2));
+    /// Two peers that know each other, with no session yet. `a` knows `b`'s endpoint; `b`
+    /// learns `a`'s by roaming.
+    pub fn new(psk: Option<PresharedKey>) -> Pair {
+        let (a, ka) = node(1, 10001, Ipv4Addr::new(10, 0, 0, 1));
+        let (b, kb) = node(2, 10002, Ipv4Addr::new(10, 0, 0, 2));
         let pa = a.iface.add_peer(kb.public_key()).expect("fresh interface");
         let pb = b.iface.add_peer(ka.public_key()).expect("fresh interface");
         a.iface.add_allowed_ip(&pa, IpAddr::V4(b.inner), 32);
         b.iface.add_allowed_ip(&pb, IpAddr::V4(a.inner), 32);
         pa.lock().set_endpoint(b.addr);
-        if psk {
-            let psk = PresharedKey::generate(&mut StdRng::seed_from_u64(3));
+        if let Some(psk) = psk {
             pa.lock().set_preshared_key(psk.clone());
             pb.lock().set_preshared_key(psk);
         }
@@ -81,8 +98,14 @@ impl Pair {
         }
     }
 
+    /// [`Pair::new`] under the name the protocol core's tests know it by (`Net::pair`).
+    #[allow(clippy::self_named_constructors)] // the tests' `Net::pair`, `Net` being this type
+    pub fn pair(psk: Option<PresharedKey>) -> Pair {
+        Pair::new(psk)
+    }
+
     /// Two peers with a confirmed session both ways (a handshake and one packet each way).
-    pub fn established(psk: bool) -> Pair {
+    pub fn established(psk: Option<PresharedKey>) -> Pair {
         let mut pair = Pair::new(psk);
         assert!(pair.send(0, b"setup a->b"), "handshake did not complete");
         assert!(
@@ -100,18 +123,11 @@ impl Pair {
         }
     }
 
-    /// A minimal IPv4/UDP-protocol packet from `from`'s inner address to the other's.
+    /// An IPv4 packet from `from`'s inner address to the other's, carrying `payload`.
     pub fn ip_packet(&self, from: usize, payload: &[u8]) -> Vec<u8> {
-        let total = 20 + payload.len();
-        let mut p = vec![0u8; 20];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        p[8] = 64;
-        p[9] = 17;
-        p[12..16].copy_from_slice(&self.nodes[from].inner.octets());
-        p[16..20].copy_from_slice(&self.nodes[1 - from].inner.octets());
-        p.extend_from_slice(payload);
-        p
+        let src = self.nodes[from].inner.octets();
+        let dst = self.nodes[1 - from].inner.octets();
+        packet::ipv4(src, dst, INNER_PROTO, payload)
     }
 
     /// Sends an inner packet from `from` and delivers everything that follows; true if the
@@ -123,19 +139,30 @@ impl Pair {
         self.nodes[1 - from].delivered.last() == Some(&packet)
     }
 
+    /// Sends a whole inner packet (any addresses) from `from` and delivers everything.
+    pub fn send_packet(&mut self, from: usize, packet: &[u8]) {
+        let out = self.nodes[from].iface.encapsulate(packet, self.env());
+        self.deliver(from, out);
+    }
+
     /// The datagrams `from` would send for an inner packet, without sending them.
     pub fn seal(&mut self, from: usize, payload: &[u8]) -> Vec<Vec<u8>> {
         let packet = self.ip_packet(from, payload);
         let out = self.nodes[from].iface.encapsulate(&packet, self.env());
         out.into_iter()
             .map(|d| {
-                self.log.push(Logged {
-                    from,
-                    data: d.data.clone(),
-                });
+                self.record(from, &d.data);
                 d.data
             })
             .collect()
+    }
+
+    fn record(&mut self, from: usize, data: &[u8]) {
+        self.nodes[from].sent.push((self.now, data.to_vec()));
+        self.log.push(Logged {
+            from,
+            data: data.to_vec(),
+        });
     }
 
     /// Hands one datagram to node `to`, as its device would; returns what `to` sends back.
@@ -174,8 +201,8 @@ impl Pair {
         }
     }
 
-    /// Delivers `out` (sent by `from`) and every answer it causes until both sides are quiet.
-    /// The wire is a perfect relay: whatever one side sends, the other receives.
+    /// Delivers `out` (sent by `from`) and every answer it causes until both sides are
+    /// quiet. A datagram reaches the other side if both are up and it is addressed there.
     pub fn deliver(&mut self, from: usize, out: Vec<Datagram>) {
         let mut queue: Vec<(usize, Datagram)> = out.into_iter().map(|d| (from, d)).collect();
         for _ in 0..MAX_ROUNDS {
@@ -183,12 +210,12 @@ impl Pair {
                 return;
             }
             for (sender, d) in std::mem::take(&mut queue) {
-                self.log.push(Logged {
-                    from: sender,
-                    data: d.data.clone(),
-                });
-                let src = self.nodes[sender].addr;
+                self.record(sender, &d.data);
                 let to = 1 - sender;
+                if self.nodes[to].down || self.nodes[sender].down || d.dst != self.nodes[to].addr {
+                    continue;
+                }
+                let src = self.nodes[sender].addr;
                 let answers = self.receive(to, src, d.data, false);
                 queue.extend(answers.into_iter().map(|d| (to, d)));
             }
@@ -196,27 +223,53 @@ impl Pair {
         panic!("datagram storm: the two sides never went quiet");
     }
 
-    /// Moves the clock forward by `by`, firing every timer at its deadline on the way.
-    pub fn advance(&mut self, by: Duration) {
-        let until = self.now + by;
+    /// Moves the clock to `until`, firing every timer on the way at its exact deadline.
+    pub fn advance_to(&mut self, until: Instant) {
         for _ in 0..MAX_TIMER_STEPS {
             let next = self
                 .nodes
                 .iter()
+                .filter(|n| !n.down)
                 .filter_map(|n| n.iface.next_deadline())
                 .min()
                 .filter(|d| *d <= until);
             let Some(deadline) = next else {
-                self.now = until;
+                self.now = self.now.max(until);
                 return;
             };
             self.now = self.now.max(deadline);
             for i in 0..2 {
+                if self.nodes[i].down {
+                    // A dead host runs no timers either.
+                    continue;
+                }
                 let out = self.nodes[i].iface.tick(self.env());
                 self.deliver(i, out);
             }
         }
         panic!("timers keep firing without the clock moving past them");
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.advance_to(self.now + by);
+    }
+
+    pub fn set_persistent_keepalive(&mut self, i: usize, secs: u16) {
+        let peer = self.nodes[i].iface.peer_list()[0].clone();
+        let out = self.nodes[i]
+            .iface
+            .set_persistent_keepalive(&peer, secs, self.env());
+        self.deliver(i, out);
+    }
+
+    /// Messages of a given wire type sent by node `i`: when, and how long.
+    pub fn sent_of_type(&self, i: usize, ty: u8) -> Vec<(Instant, usize)> {
+        self.nodes[i]
+            .sent
+            .iter()
+            .filter(|(_, d)| d.first() == Some(&ty))
+            .map(|(t, d)| (*t, d.len()))
+            .collect()
     }
 
     /// Handshake initiations sent so far by either side.

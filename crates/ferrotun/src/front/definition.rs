@@ -1,0 +1,339 @@
+//! The one definition of ferrotun's commands. The grouped help, `help CMD`, `CMD --help`,
+//! the near-miss hints, the shell completions and the man pages are all made from it, so
+//! they cannot drift apart.
+//!
+//! The `wg` commands keep wg's own grammar (`set wg0 peer KEY allowed-ips ...` is not a
+//! shape an argument parser models well): clap describes them and takes their words as
+//! they come, and the wg implementation in [`crate::cli`] parses them as wg does.
+
+use clap::{value_parser, Arg, ArgAction, Command, ValueHint};
+
+use crate::cli::{set::SET_USAGE, show::FIELDS};
+
+/// The program name the definition is written for.
+pub const NAME: &str = "ferrotun";
+
+/// Commands as the top-level help shows them: a heading, then one line per command.
+pub struct Group {
+    pub heading: &'static str,
+    pub commands: Vec<(Kind, Command)>,
+}
+
+fn of(kind: Kind, commands: Vec<Command>) -> Vec<(Kind, Command)> {
+    commands.into_iter().map(|c| (kind, c)).collect()
+}
+
+/// Every command, grouped.
+pub fn groups() -> Vec<Group> {
+    vec![
+        Group {
+            heading: "Keys and configuration (as wg(8))",
+            commands: of(Kind::Wg, wg_commands()),
+        },
+        Group {
+            heading: "Interfaces from configuration files (as wg-quick(8))",
+            commands: of(Kind::Quick, quick_commands()),
+        },
+        Group {
+            heading: "The daemon (as wireguard-go)",
+            commands: vec![(Kind::Daemon, daemon())],
+        },
+        Group {
+            heading: "Trying it out",
+            commands: vec![(Kind::Demo, demo())],
+        },
+        Group {
+            heading: "This program",
+            commands: vec![
+                (Kind::Completions, completions()),
+                (Kind::Man, man()),
+                (Kind::Help, help()),
+                (Kind::Version, version()),
+            ],
+        },
+    ]
+}
+
+/// The whole command line as one clap command (for completions, man pages and `help CMD`).
+pub fn command() -> Command {
+    let mut root = Command::new(NAME)
+        .about("Userspace WireGuard for Linux, with wg and wg-quick built in")
+        .long_about(
+            "Userspace WireGuard for Linux, with wg and wg-quick built in.\n\n\
+             `ferrotun INTERFACE-NAME` starts the daemon for that interface, as wireguard-go \
+             does (wg-quick runs it so through WG_QUICK_USERSPACE_IMPLEMENTATION). Called \
+             as `wg` or `wg-quick` (through a link of that name), the binary is that tool, \
+             with its usage texts and behaviour.",
+        )
+        .version(env!("CARGO_PKG_VERSION"))
+        .override_usage(format!(
+            "{NAME} <COMMAND> [ARGS]...\n       {NAME} [-f|--foreground] INTERFACE-NAME"
+        ))
+        .disable_help_subcommand(true)
+        .disable_version_flag(true)
+        .arg(foreground())
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::Version)
+                .help("Print the version"),
+        );
+    for group in groups() {
+        for (_, cmd) in group.commands {
+            root = root.subcommand(cmd);
+        }
+    }
+    root
+}
+
+/// Every command name, in the order the help lists them.
+pub fn command_names() -> Vec<String> {
+    groups()
+        .into_iter()
+        .flat_map(|g| g.commands)
+        .map(|(_, c)| c.get_name().to_string())
+        .collect()
+}
+
+/// Which implementation takes a command's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Wg,
+    Quick,
+    Daemon,
+    Demo,
+    Completions,
+    Man,
+    Help,
+    Version,
+}
+
+/// Which implementation handles the command `name`, if it is one.
+pub fn kind(name: &str) -> Option<Kind> {
+    groups()
+        .into_iter()
+        .flat_map(|g| g.commands)
+        .find(|(_, c)| c.get_name() == name)
+        .map(|(kind, _)| kind)
+}
+
+/// A wg command: its words are passed through untouched, `--help` alone shows this help.
+fn wg_command(name: &'static str, about: &'static str, usage: &str) -> Command {
+    Command::new(name)
+        .about(about)
+        .override_usage(format!("{NAME} {name} {usage}"))
+        .arg(
+            Arg::new("args")
+                .num_args(0..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .value_name("ARGS")
+                .help("The command's words, as wg(8) takes them (see Usage)"),
+        )
+}
+
+fn wg_commands() -> Vec<Command> {
+    let show_usage = format!("{{ <interface> | all | interfaces }} [{FIELDS}]");
+    vec![
+        wg_command(
+            "show",
+            "Shows the current configuration and device information",
+            &show_usage,
+        )
+        .long_about(
+            "Shows the current configuration and device information. Without arguments, \
+             every interface; `interfaces` lists their names; a field name prints only that \
+             field; `dump` prints tab-separated values for scripts.",
+        ),
+        wg_command(
+            "showconf",
+            "Shows the current configuration of a given WireGuard interface, for use with `setconf'",
+            "<interface>",
+        ),
+        wg_command(
+            "set",
+            "Change the current configuration, add peers, remove peers, or change peers",
+            SET_USAGE,
+        ),
+        wg_command(
+            "setconf",
+            "Applies a configuration file to a WireGuard interface",
+            "<interface> <configuration filename>",
+        ),
+        wg_command(
+            "addconf",
+            "Appends a configuration file to a WireGuard interface",
+            "<interface> <configuration filename>",
+        ),
+        wg_command(
+            "syncconf",
+            "Synchronizes a configuration file to a WireGuard interface",
+            "<interface> <configuration filename>",
+        ),
+        wg_command(
+            "genkey",
+            "Generates a new private key and writes it to stdout",
+            "",
+        ),
+        wg_command(
+            "genpsk",
+            "Generates a new preshared key and writes it to stdout",
+            "",
+        ),
+        wg_command(
+            "pubkey",
+            "Reads a private key from stdin and writes a public key to stdout",
+            "< private.key",
+        ),
+    ]
+}
+
+fn quick_command(name: &'static str, about: &'static str) -> Command {
+    Command::new(name).about(about).arg(
+        Arg::new("target")
+            .required(true)
+            .value_name("CONFIG_FILE|INTERFACE")
+            .value_hint(ValueHint::FilePath)
+            .help(
+                "A configuration file named INTERFACE.conf, or an interface name whose \
+                 configuration is /etc/wireguard/INTERFACE.conf",
+            ),
+    )
+}
+
+fn quick_commands() -> Vec<Command> {
+    vec![
+        quick_command(
+            "up",
+            "Creates the interface from a wg-quick file: daemon, keys, peers, addresses, routes, DNS",
+        ),
+        quick_command(
+            "down",
+            "Removes an interface brought up with `up', undoing routes, rules and DNS",
+        ),
+        quick_command(
+            "save",
+            "Writes the running interface's configuration back to its wg-quick file",
+        ),
+        quick_command(
+            "strip",
+            "Prints the wg-quick file without the wg-quick-only keys, for `setconf'",
+        ),
+    ]
+    .into_iter()
+    .map(|c| {
+        c.after_help(
+            "The file's [Interface] may also hold Address, DNS, MTU, Table, PreUp, PostUp, \
+             PreDown, PostDown and SaveConfig, as wg-quick(8) reads them.",
+        )
+    })
+    .collect()
+}
+
+fn foreground() -> Arg {
+    Arg::new("foreground")
+        .short('f')
+        .long("foreground")
+        .action(ArgAction::SetTrue)
+        .help("Stay in the foreground instead of detaching (the daemon)")
+}
+
+fn daemon() -> Command {
+    Command::new("daemon")
+        .about("Runs the daemon for INTERFACE-NAME; `ferrotun [-f] INTERFACE-NAME' is the same")
+        .long_about(
+            "Creates the TUN interface INTERFACE-NAME and its configuration socket \
+             /var/run/wireguard/INTERFACE-NAME.sock, then serves it in the background (or in \
+             the foreground with -f), as wireguard-go does. `ferrotun INTERFACE-NAME' is the \
+             same; this longer form also accepts a name that looks like a command.",
+        )
+        .override_usage(format!("{NAME} daemon [-f|--foreground] INTERFACE-NAME"))
+        .arg(foreground())
+        .arg(
+            Arg::new("interface")
+                .required(true)
+                .value_name("INTERFACE-NAME")
+                .help("The interface to create: 1 to 15 characters, no '/', ':' or spaces"),
+        )
+        .after_help(
+            "Environment: LOG_LEVEL=verbose|debug|error|silent; RUST_LOG for finer filters; \
+             FERROTUN_NO_OFFLOAD=1 turns TUN segmentation offload off.",
+        )
+}
+
+fn demo() -> Command {
+    Command::new("demo")
+        .about("Two peers in fresh namespaces: ping, throughput, then everything removed")
+        .long_about(
+            "Builds two WireGuard peers in fresh network namespaces from wg-quick files (peer \
+             A 10.0.0.1, peer B 10.0.0.2, B dialing A), plus a LAN host 192.168.100.2 behind B \
+             that A reaches through the tunnel (B forwards and masquerades). Then it pings \
+             across the tunnel, measures TCP throughput, shows both interfaces, and removes \
+             everything again, also on errors and on Ctrl-C. Needs root, iproute2, iptables \
+             and ping.",
+        )
+        .arg(
+            Arg::new("seconds")
+                .long("seconds")
+                .value_name("N")
+                .value_parser(value_parser!(u64).range(1..=3600))
+                .default_value("3")
+                .help("Length of the throughput test, 1 to 3600"),
+        )
+        .arg(
+            Arg::new("keep")
+                .long("keep")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Leave everything up afterwards (also after a failure) and print the \
+                     commands that remove it; Ctrl-C still cleans up",
+                ),
+        )
+        .arg(
+            Arg::new("no-up")
+                .long("no-up")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Bring the peers up by hand (daemon, `ip', configuration socket) instead \
+                     of with `ferrotun up'",
+                ),
+        )
+}
+
+fn completions() -> Command {
+    Command::new("completions")
+        .about("Writes the shell completion script for bash, zsh or fish to stdout")
+        .arg(
+            Arg::new("shell")
+                .required(true)
+                .value_name("SHELL")
+                .value_parser(["bash", "zsh", "fish"])
+                .help("The shell to complete for"),
+        )
+}
+
+fn man() -> Command {
+    Command::new("man")
+        .about("Writes the man page ferrotun(1) to stdout, or every page into DIR")
+        .arg(
+            Arg::new("dir")
+                .value_name("DIR")
+                .value_hint(ValueHint::DirPath)
+                .help("Write ferrotun.1 and one ferrotun-COMMAND.1 per command into DIR"),
+        )
+}
+
+fn help() -> Command {
+    Command::new("help")
+        .about("Lists the commands, or shows one command's usage and options")
+        .arg(
+            Arg::new("command")
+                .value_name("COMMAND")
+                .help("The command to describe"),
+        )
+}
+
+fn version() -> Command {
+    Command::new("version").about("Prints the version")
+}

@@ -1,0 +1,233 @@
+//! The `ferrotun` command line: which implementation a command line goes to, help that
+//! lists every command, and refusing a mistyped command instead of starting a daemon for an
+//! interface named after it. Called as `wg` or `wg-quick` the binary never comes here.
+
+pub mod definition;
+pub mod generate;
+pub mod help;
+pub mod suggest;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::ArgMatches;
+use definition::{command, kind, Kind, NAME};
+
+/// Runs `ferrotun ARGS`; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    let Some(first) = args.first() else {
+        // Nothing asked: the list of commands, but a failure status, so a script that lost
+        // its interface name notices (as wireguard-go and git do).
+        out(&help::overview());
+        return 1;
+    };
+    match first.as_str() {
+        "-h" | "--help" => {
+            out(&help::overview());
+            return 0;
+        }
+        "-v" | "--version" => return version(),
+        _ => {}
+    }
+    let rest = &args[1..];
+    match kind(first) {
+        Some(Kind::Help) => help_command(rest),
+        Some(Kind::Version) => match rest {
+            [] => version(),
+            _ => parse(first, rest).map_or_else(|code| code, |_| 0),
+        },
+        Some(Kind::Wg) => {
+            if matches!(rest, [one] if one == "--help" || one == "-h") {
+                return show_help(first);
+            }
+            crate::cli::wg_main(args)
+        }
+        Some(Kind::Quick) => match parse(first, rest) {
+            Ok(m) => {
+                let target = m.get_one::<String>("target").cloned().unwrap_or_default();
+                crate::quick::main(NAME, &[first.clone(), target])
+            }
+            Err(code) => code,
+        },
+        Some(Kind::Daemon) => match parse(first, rest) {
+            Ok(m) => {
+                let name = m
+                    .get_one::<String>("interface")
+                    .cloned()
+                    .unwrap_or_default();
+                daemon(m.get_flag("foreground"), &name)
+            }
+            Err(code) => code,
+        },
+        Some(Kind::Demo) => match parse(first, rest) {
+            Ok(m) => crate::demo::main(crate::demo::Options {
+                seconds: Duration::from_secs(m.get_one::<u64>("seconds").copied().unwrap_or(3)),
+                keep: m.get_flag("keep"),
+                no_up: m.get_flag("no-up"),
+            }),
+            Err(code) => code,
+        },
+        Some(Kind::Completions) => match parse(first, rest) {
+            Ok(m) => {
+                let shell = m.get_one::<String>("shell").cloned().unwrap_or_default();
+                let mut stdout = std::io::stdout().lock();
+                match generate::completions(&shell, &mut stdout) {
+                    Ok(()) => 0,
+                    Err(e) => fail(&e),
+                }
+            }
+            Err(code) => code,
+        },
+        Some(Kind::Man) => match parse(first, rest) {
+            Ok(m) => man(m.get_one::<String>("dir").map(Path::new)),
+            Err(code) => code,
+        },
+        None => bare_daemon(args),
+    }
+}
+
+/// `ferrotun [-f|--foreground] INTERFACE-NAME`, the form wg-quick runs. The name must not
+/// be a command or look like a mistyped one.
+fn bare_daemon(args: &[String]) -> i32 {
+    let mut foreground = false;
+    let mut names = Vec::new();
+    for arg in args {
+        match arg.as_str() {
+            "-f" | "--foreground" => foreground = true,
+            "-h" | "--help" => {
+                out(&help::overview());
+                return 0;
+            }
+            other if other.starts_with('-') => {
+                return fail(&format!(
+                    "unknown option `{other}'\nSee `{NAME} help' for every command."
+                ))
+            }
+            other => names.push(other),
+        }
+    }
+    let [name] = names[..] else {
+        return fail(&format!(
+            "expected one interface name, got {}\nUsage: {NAME} [-f|--foreground] INTERFACE-NAME\n\
+             See `{NAME} help' for every command.",
+            names.len()
+        ));
+    };
+    if kind(name).is_some() {
+        return fail(&format!(
+            "`{name}' is a command, not an interface name here.\n\
+             To start the daemon for an interface named `{name}', run `{NAME} daemon {name}'."
+        ));
+    }
+    if let Some(meant) = suggest::near_miss(name) {
+        return fail(&format!(
+            "`{name}' is not a command; did you mean `{meant}`?\n\
+             To start the daemon for an interface named `{name}', run `{NAME} daemon {name}'.\n\
+             See `{NAME} help' for every command."
+        ));
+    }
+    daemon(foreground, name)
+}
+
+fn daemon(foreground: bool, name: &str) -> i32 {
+    let mut args = Vec::new();
+    if foreground {
+        args.push("--foreground".to_string());
+    }
+    args.push(name.to_string());
+    crate::daemon::main(NAME, &args)
+}
+
+/// `help [COMMAND]`.
+fn help_command(rest: &[String]) -> i32 {
+    match rest {
+        [] => {
+            out(&help::overview());
+            0
+        }
+        [flag] if flag == "--help" || flag == "-h" => show_help("help"),
+        [name] => {
+            if help::of_command(name).is_some() {
+                return show_help(name);
+            }
+            let hint = suggest::near_miss(name)
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_default();
+            fail(&format!(
+                "no command `{name}'{hint}\nSee `{NAME} help' for every command."
+            ))
+        }
+        _ => fail(&format!("Usage: {NAME} help [COMMAND]")),
+    }
+}
+
+fn show_help(name: &str) -> i32 {
+    match help::of_command(name) {
+        Some(text) => {
+            out(&text);
+            0
+        }
+        None => fail(&format!("no command `{name}'")),
+    }
+}
+
+fn version() -> i32 {
+    out(&format!(
+        "{NAME} v{} (userspace WireGuard)\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    0
+}
+
+fn man(dir: Option<&Path>) -> i32 {
+    let Some(dir) = dir else {
+        let mut stdout = std::io::stdout().lock();
+        return match generate::man_page(&mut stdout) {
+            Ok(()) => 0,
+            Err(e) => fail(&format!("cannot write the man page: {e}")),
+        };
+    };
+    match generate::man_pages(dir) {
+        Ok(files) => {
+            for f in files {
+                out(&format!("{}\n", f.display()));
+            }
+            0
+        }
+        Err(e) => fail(&format!(
+            "cannot write man pages into {}: {e}",
+            dir.display()
+        )),
+    }
+}
+
+/// Parses one command's words with its definition. On `--help` or an error clap prints
+/// what fits, and the exit status comes back as the error.
+fn parse(name: &str, rest: &[String]) -> Result<ArgMatches, i32> {
+    let mut root = command();
+    root.build();
+    let Some(sub) = root.find_subcommand(name) else {
+        return Err(fail(&format!("no command `{name}'")));
+    };
+    let words = std::iter::once(name.to_string()).chain(rest.iter().cloned());
+    sub.clone()
+        .bin_name(format!("{NAME} {name}"))
+        .try_get_matches_from(words)
+        .map_err(|e| {
+            let _ = e.print();
+            e.exit_code()
+        })
+}
+
+/// Writes to stdout; a closed pipe (`ferrotun help | head`) is not an error worth a panic.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+fn fail(message: &str) -> i32 {
+    eprintln!("{NAME}: {message}");
+    1
+}
