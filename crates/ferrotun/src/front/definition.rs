@@ -248,8 +248,22 @@ fn daemon() -> Command {
              the foreground with -f), as wireguard-go does. `ferrotun INTERFACE-NAME' is the \
              same; this longer form also accepts a name that looks like a command.",
         )
-        .override_usage(format!("{NAME} daemon [-f|--foreground] INTERFACE-NAME"))
+        .override_usage(format!(
+            "{NAME} daemon [-f|--foreground] [--user USER] [--disable-drop-privileges] INTERFACE-NAME"
+        ))
         .arg(foreground())
+        .arg(
+            Arg::new("user")
+                .long("user")
+                .value_name("USER")
+                .help("Run as USER after start-up (default: the `ferrotun' user if it exists, else `nobody'; env FERROTUN_USER)"),
+        )
+        .arg(
+            Arg::new("disable-drop-privileges")
+                .long("disable-drop-privileges")
+                .action(ArgAction::SetTrue)
+                .help("Stay root, with no system call filter (env FERROTUN_DISABLE_DROP_PRIVILEGES=1)"),
+        )
         .arg(
             Arg::new("interface")
                 .required(true)

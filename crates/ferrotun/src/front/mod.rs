@@ -56,7 +56,12 @@ pub fn main(args: &[String]) -> i32 {
                     .get_one::<String>("interface")
                     .cloned()
                     .unwrap_or_default();
-                daemon(m.get_flag("foreground"), &name)
+                let options = DaemonOptions {
+                    foreground: m.get_flag("foreground"),
+                    user: m.get_one::<String>("user").cloned(),
+                    unconfined: m.get_flag("disable-drop-privileges"),
+                };
+                daemon(&options, &name)
             }
             Err(code) => code,
         },
@@ -90,11 +95,21 @@ pub fn main(args: &[String]) -> i32 {
 /// `ferrotun [-f|--foreground] INTERFACE-NAME`, the form wg-quick runs. The name must not
 /// be a command or look like a mistyped one.
 fn bare_daemon(args: &[String]) -> i32 {
-    let mut foreground = false;
+    let mut options = DaemonOptions::default();
     let mut names = Vec::new();
-    for arg in args {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "-f" | "--foreground" => foreground = true,
+            "-f" | "--foreground" => options.foreground = true,
+            "--disable-drop-privileges" => options.unconfined = true,
+            "--user" => match args.next() {
+                Some(user) => options.user = Some(user.clone()),
+                None => {
+                    return fail(&format!(
+                        "`--user' needs a user name\nSee `{NAME} help daemon'."
+                    ))
+                }
+            },
             "-h" | "--help" => {
                 out(&help::overview());
                 return 0;
@@ -127,13 +142,27 @@ fn bare_daemon(args: &[String]) -> i32 {
              See `{NAME} help' for every command."
         ));
     }
-    daemon(foreground, name)
+    daemon(&options, name)
 }
 
-fn daemon(foreground: bool, name: &str) -> i32 {
+/// What the daemon's command line may say besides the interface name.
+#[derive(Default)]
+struct DaemonOptions {
+    foreground: bool,
+    user: Option<String>,
+    unconfined: bool,
+}
+
+fn daemon(options: &DaemonOptions, name: &str) -> i32 {
     let mut args = Vec::new();
-    if foreground {
+    if options.foreground {
         args.push("--foreground".to_string());
+    }
+    if let Some(user) = &options.user {
+        args.extend(["--user".to_string(), user.clone()]);
+    }
+    if options.unconfined {
+        args.push(crate::daemon::confine::OPT_DISABLE.to_string());
     }
     args.push(name.to_string());
     crate::daemon::main(NAME, &args)
