@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::control::{self, Control, Jobs};
 use crate::local_addrs::LocalAddrs;
 use crate::loop_guard::LoopGuard;
+use crate::mtu_watch::MtuWatch;
 use crate::netset::NetSet;
 use crate::steal::Crew;
 use crate::steer::Steering;
@@ -47,6 +48,7 @@ pub struct Device {
     jobs: Jobs,
     workers: Mutex<Option<Generation>>,
     control: Mutex<Option<JoinHandle<()>>>,
+    mtu_watch: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<DataCounters>,
     worker_count: usize,
     /// The TUN's queues, one read by each worker, kept across worker generations;
@@ -110,9 +112,12 @@ impl Device {
         );
         let ifindex = tun.index();
         let uso = tun.offloads() & (libc::TUN_F_USO4 | libc::TUN_F_USO6) != 0;
+        // Subscribed before the MTU is set, so no later change goes unheard.
+        let mtu_watch = MtuWatch::open(ifindex, &name)?;
         crate::netif::set_mtu(&name, config.mtu)?;
         let iface = Arc::new(Interface::new(os_rng()));
         iface.set_mtu(config.mtu as usize);
+        let mtu_watch = mtu_watch.spawn(iface.clone(), cancel.clone())?;
         let net = Arc::new(RwLock::new(Arc::new(NetSet::bind(0, workers, 0)?)));
         let (jobs, job_rx) = control::channel();
         let clock = Clock::default();
@@ -129,6 +134,7 @@ impl Device {
             jobs,
             workers: Mutex::new(None),
             control: Mutex::new(None),
+            mtu_watch: Mutex::new(Some(mtu_watch)),
             counters: Arc::new(DataCounters::default()),
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
@@ -254,6 +260,9 @@ impl Device {
         self.stop_workers();
         drop(self.tuns.lock().take());
         if let Some(h) = self.control.lock().take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.mtu_watch.lock().take() {
             let _ = h.join();
         }
         self.iface.remove_all_peers();
