@@ -201,3 +201,38 @@ fn jumbo_tcp_ferrotun_to_ferrotun() {
 fn jumbo_tcp_ferrotun_to_wireguard_go() {
     jumbo_tcp(Impl::Ferrotun, Impl::WireguardGo);
 }
+
+/// A measurement, not a check (run with `--ignored --nocapture`, and once more with
+/// `FERROTUN_NO_OFFLOAD=1`): ping round trips from the receiving side while a TCP upload
+/// saturates the tunnel.
+#[test]
+#[ignore]
+fn ping_rtt_during_upload() {
+    let t = Tunnel::new(Impl::Ferrotun, Impl::Ferrotun);
+    t.ping(&t.a, t.b.addrs.inner4, FIRST_PING);
+    t.ping(&t.b, t.a.addrs.inner4, FIRST_PING);
+    std::thread::scope(|s| {
+        let upload = s.spawn(|| {
+            tcp_transfer(
+                &t.a.ns,
+                &t.b.ns,
+                t.b.addrs.inner4,
+                5100,
+                1024 * MB,
+                Duration::from_secs(60),
+            )
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let out = t.b.ns.exec_stdout(
+            "ping",
+            &["-c", "40", "-i", "0.1", "-W", "2", t.a.addrs.inner4],
+        );
+        let summary = out.lines().rev().take(2).collect::<Vec<_>>().join(" | ");
+        let offload = std::env::var("FERROTUN_NO_OFFLOAD").as_deref() != Ok("1");
+        eprintln!("offload {offload}: ping during upload: {summary}");
+        match upload.join().expect("upload thread") {
+            Ok(done) => eprintln!("upload: {:.0} Mbit/s", done.mbit_per_s()),
+            Err(e) => eprintln!("upload: {e}"),
+        }
+    });
+}
