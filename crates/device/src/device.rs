@@ -69,6 +69,7 @@ fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
 pub struct Opened {
     device: Arc<Device>,
     control: Control,
+    mtu_watch: MtuWatch,
 }
 
 impl Opened {
@@ -78,7 +79,13 @@ impl Opened {
 
     /// Starts the control thread and the workers.
     pub fn start(self) -> io::Result<Arc<Device>> {
-        let Opened { device, control } = self;
+        let Opened {
+            device,
+            control,
+            mtu_watch,
+        } = self;
+        let watch = mtu_watch.spawn(device.iface.clone(), device.cancel.clone())?;
+        *device.mtu_watch.lock() = Some(watch);
         let handle = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || control.run())?;
@@ -117,7 +124,6 @@ impl Device {
         crate::netif::set_mtu(&name, config.mtu)?;
         let iface = Arc::new(Interface::new(os_rng()));
         iface.set_mtu(config.mtu as usize);
-        let mtu_watch = mtu_watch.spawn(iface.clone(), cancel.clone())?;
         let net = Arc::new(RwLock::new(Arc::new(NetSet::bind(0, workers, 0)?)));
         let (jobs, job_rx) = control::channel();
         let clock = Clock::default();
@@ -134,7 +140,7 @@ impl Device {
             jobs,
             workers: Mutex::new(None),
             control: Mutex::new(None),
-            mtu_watch: Mutex::new(Some(mtu_watch)),
+            mtu_watch: Mutex::new(None),
             counters: Arc::new(DataCounters::default()),
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
@@ -150,7 +156,11 @@ impl Device {
             cancel,
             jobs: job_rx,
         };
-        Ok(Opened { device, control })
+        Ok(Opened {
+            device,
+            control,
+            mtu_watch,
+        })
     }
 
     fn start_workers(&self) -> io::Result<()> {
