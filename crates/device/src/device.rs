@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::control::{self, Control, Jobs};
 use crate::local_addrs::LocalAddrs;
 use crate::loop_guard::LoopGuard;
+use crate::mtu_watch::MtuWatch;
 use crate::netset::NetSet;
 use crate::steal::Crew;
 use crate::steer::Steering;
@@ -47,6 +48,7 @@ pub struct Device {
     jobs: Jobs,
     workers: Mutex<Option<Generation>>,
     control: Mutex<Option<JoinHandle<()>>>,
+    mtu_watch: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<DataCounters>,
     worker_count: usize,
     /// The TUN's queues, one read by each worker, kept across worker generations;
@@ -67,6 +69,7 @@ fn os_rng() -> Box<dyn rand_core::CryptoRngCore + Send> {
 pub struct Opened {
     device: Arc<Device>,
     control: Control,
+    mtu_watch: MtuWatch,
 }
 
 impl Opened {
@@ -76,7 +79,13 @@ impl Opened {
 
     /// Starts the control thread and the workers.
     pub fn start(self) -> io::Result<Arc<Device>> {
-        let Opened { device, control } = self;
+        let Opened {
+            device,
+            control,
+            mtu_watch,
+        } = self;
+        let watch = mtu_watch.spawn(device.iface.clone(), device.cancel.clone())?;
+        *device.mtu_watch.lock() = Some(watch);
         let handle = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || control.run())?;
@@ -110,6 +119,8 @@ impl Device {
         );
         let ifindex = tun.index();
         let uso = tun.offloads() & (libc::TUN_F_USO4 | libc::TUN_F_USO6) != 0;
+        // Subscribed before the MTU is set, so no later change goes unheard.
+        let mtu_watch = MtuWatch::open(ifindex, &name)?;
         crate::netif::set_mtu(&name, config.mtu)?;
         let iface = Arc::new(Interface::new(os_rng()));
         iface.set_mtu(config.mtu as usize);
@@ -129,6 +140,7 @@ impl Device {
             jobs,
             workers: Mutex::new(None),
             control: Mutex::new(None),
+            mtu_watch: Mutex::new(None),
             counters: Arc::new(DataCounters::default()),
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
@@ -144,7 +156,11 @@ impl Device {
             cancel,
             jobs: job_rx,
         };
-        Ok(Opened { device, control })
+        Ok(Opened {
+            device,
+            control,
+            mtu_watch,
+        })
     }
 
     fn start_workers(&self) -> io::Result<()> {
@@ -254,6 +270,9 @@ impl Device {
         self.stop_workers();
         drop(self.tuns.lock().take());
         if let Some(h) = self.control.lock().take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.mtu_watch.lock().take() {
             let _ = h.join();
         }
         self.iface.remove_all_peers();

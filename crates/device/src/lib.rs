@@ -57,6 +57,7 @@ mod cmsg;
 pub mod confine;
 pub mod epoll;
 mod mmsg;
+pub mod mtu_watch;
 pub mod netif;
 pub mod netns;
 pub mod offload;

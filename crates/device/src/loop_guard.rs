@@ -125,7 +125,7 @@ mod tests {
         let iface = Interface::new(Box::new(rand_core::OsRng));
         let c = iface.add_peer(PublicKey::from_bytes([3; 32])).unwrap();
         iface.add_allowed_ip(&c, "10.9.0.0".parse().unwrap(), 24);
-        c.lock().set_endpoint("10.9.0.2:7".parse().unwrap());
+        iface.set_endpoint(&c, "10.9.0.2:7".parse().unwrap());
         iface
     }
 
@@ -146,7 +146,7 @@ mod tests {
         assert!(!guard.is_looped(&iface, &datagram(local, 51820, 9, 64), 51820, 5));
         // The peer's endpoint moved out of the tunnel: the same datagram is no loop.
         let c = iface.peer(&PublicKey::from_bytes([3; 32])).unwrap();
-        c.lock().set_endpoint("192.0.2.1:7".parse().unwrap());
+        iface.set_endpoint(&c, "192.0.2.1:7".parse().unwrap());
         assert!(!guard.is_looped(&iface, &datagram(local, 51820, 4, 64), 51820, 6));
     }
 

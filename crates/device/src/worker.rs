@@ -16,10 +16,10 @@ use crate::udp::{is_source_error, RecvMeta, Transmit, UdpSocket};
 use crate::unreachable::Unreachable;
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
-use ferrotun_proto::interface::{Env, Interface, PeerRef, RxError, TransportRx};
-use ferrotun_proto::session::{padded_len, Keypair};
+use ferrotun_proto::interface::{Env, Interface, RxError, TransportRx};
+use ferrotun_proto::send::{Planned, Sealing, SendActions};
 use ferrotun_proto::source::LocalSource;
-use ferrotun_proto::wire::{self, Message, TAG_LEN, TRANSPORT_HEADER_LEN};
+use ferrotun_proto::wire::{self, Message, TRANSPORT_HEADER_LEN};
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
@@ -87,20 +87,12 @@ struct Buffers {
     /// Decrypted packets on their way to the TUN, merged into super-packets.
     coalescer: Option<Coalescer>,
     /// What each batch buffer is to be sealed with, filled in order, sealed in parallel.
-    seals: Vec<Option<SealJob>>,
+    seals: Vec<Option<Sealing>>,
     /// How often this worker offers its crypto to idle workers.
     gate: ShareGate,
     /// Messages to ask the next recvmmsg for, so that one receive holds about
     /// [`RX_BUDGET`] datagrams however many UDP GRO packs into each message.
     rx_msgs: usize,
-}
-
-/// One packet's encryption, decided in order (the counter) and done in any order.
-struct SealJob {
-    keypair: Arc<Keypair>,
-    counter: u64,
-    len: usize,
-    total: usize,
 }
 
 /// Batches at least this large are offered to idle workers: below it, waking one costs
@@ -136,17 +128,6 @@ impl Buffers {
             rx_msgs: BATCH,
         }
     }
-}
-
-/// The peer whose session the current run of TUN packets is sealed with, so a batch
-/// to one peer takes its lock twice, not twice per packet.
-struct SendRun {
-    peer: PeerRef,
-    keypair: Arc<Keypair>,
-    dst: SocketAddr,
-    /// Our address the peer last reached us at: its datagrams leave from there.
-    src: Option<LocalSource>,
-    bytes: u64,
 }
 
 /// One sealed datagram of a batch: (buffer index, destination, source, sealed length).
@@ -262,108 +243,47 @@ impl Worker {
         Ok(())
     }
 
-    /// The offload path: each read may be a TCP (or UDP) super-packet, which is cut into
-    /// MTU-sized packets straight into the batch buffers, behind room for the header.
-    /// Reads continue until the batch is full, so one wake-up moves up to a batch.
+    /// The offload path (see [`read_offload_batch`]).
     fn drain_tun_offload(&self, b: &mut Buffers) -> io::Result<()> {
-        let (mut n, mut bytes) = (0, 0);
-        while n < BATCH {
-            let len = match self.tun().read(&mut b.tun_read) {
-                Ok(len) => len,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            bytes += len;
-            let mut first = 0;
-            loop {
-                let input = &b.tun_read[..len];
-                let split = split_from(
-                    input,
-                    first,
-                    &mut b.bufs[n..],
-                    TRANSPORT_HEADER_LEN,
-                    &mut b.lens[n..],
-                );
-                match split {
-                    Ok(0) => break,
-                    Ok(k) => {
-                        n += k;
-                        first += k;
-                        if n == BATCH {
-                            self.encrypt_batch(b, n);
-                            n = 0;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!("dropping a TUN packet that cannot be split: {e}");
-                        self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
-        }
+        let bytes = read_offload_batch(
+            self.tun(),
+            b,
+            |b, n| self.encrypt_batch(b, n),
+            || {
+                self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
+            },
+        )?;
         self.steering.note_work(self.id, bytes, self.now_ms());
-        if n > 0 {
-            self.encrypt_batch(b, n);
-        }
         Ok(())
     }
 
-    /// Encrypts and sends a batch read from the TUN. Counters are assigned in packet order
-    /// here; the AEAD work itself then runs on every core for a large batch (a single heavy
-    /// flow lands on one worker, and this is how it still uses the others), and the batch
-    /// leaves in its original order once all of it is sealed.
+    /// Encrypts and sends a batch read from the TUN through the core's send path: the
+    /// plan (counters in packet order) here, then the AEAD work on every core for a large
+    /// batch (a single heavy flow lands on one worker, and this is how it still uses the
+    /// others), and the batch leaves in its original order once all of it is sealed.
     fn encrypt_batch(&self, b: &mut Buffers, n: usize) {
         let n = self.drop_looped(b, n);
         let env = self.clock.env();
-        let mtu = self.iface.mtu();
-        let mut run: Option<SendRun> = None;
+        let mut batch = self.iface.send_batch(env);
         let mut out: [Sealed; BATCH] = [(0, None, None, 0); BATCH];
         let mut count = 0;
         for i in 0..n {
             b.seals[i] = None;
-            let len = b.lens[i];
-            let packet = &b.bufs[i][TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + len];
-            let Some(peer) = self.iface.route(packet) else {
-                self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
-                self.answer_unreachable(packet, env);
-                continue;
-            };
-            if run.as_ref().is_none_or(|r| r.peer != peer) {
-                self.finish_run(run.take(), env);
-                run = self.start_run(&peer, env);
-            }
-            let total = TRANSPORT_HEADER_LEN + padded_len(len, mtu).max(len) + TAG_LEN;
-            let job = run.as_mut().and_then(|r| {
-                let counter = r.keypair.next_send_counter()?;
-                r.bytes += total as u64;
-                Some((
-                    (r.dst, r.src),
-                    SealJob {
-                        keypair: r.keypair.clone(),
-                        counter,
-                        len,
-                        total,
-                    },
-                ))
-            });
-            match job {
-                Some(((dst, src), job)) if total <= b.bufs[i].len() => {
-                    out[count] = (i, Some(dst), src, total);
+            let packet = &b.bufs[i][TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + b.lens[i]];
+            match batch.plan(packet) {
+                Planned::Send { dst, src, sealing } => {
+                    out[count] = (i, Some(dst), src, sealing.datagram_len());
                     count += 1;
-                    b.seals[i] = Some(job);
+                    b.seals[i] = Some(sealing);
                 }
-                _ => {
-                    // No usable session: queue the packet and let the control thread
-                    // send it after a handshake.
-                    peer.lock().stage(packet);
-                    self.submit(Job::SendStaged(peer));
-                    run = None;
+                Planned::Staged => {}
+                Planned::NoRoute => {
+                    self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
+                    self.answer_unreachable(packet, env);
                 }
             }
         }
-        self.finish_run(run, env);
+        self.submit_actions(batch.finish());
         self.seal_all(b, n, count);
         self.send_sealed(b, &out[..count]);
     }
@@ -399,11 +319,11 @@ impl Worker {
     }
 
     fn seal_all(&self, b: &mut Buffers, n: usize, count: usize) {
-        fn seal(bufs: &mut [Vec<u8>], seals: &mut [Option<SealJob>]) {
-            for (buf, job) in bufs.iter_mut().zip(seals.iter_mut()) {
-                if let Some(j) = job.take() {
-                    // Cannot fail: the slice is exactly header + padded plaintext + tag.
-                    let _ = j.keypair.seal(j.counter, j.len, &mut buf[..j.total]);
+        fn seal(bufs: &mut [Vec<u8>], seals: &mut [Option<Sealing>]) {
+            for (buf, sealing) in bufs.iter_mut().zip(seals.iter_mut()) {
+                if let Some(s) = sealing.take() {
+                    // Cannot fail: every buffer holds the largest packet with its padding.
+                    let _ = s.seal(buf);
                 }
             }
         }
@@ -415,29 +335,14 @@ impl Worker {
             .run_zipped(self.id, &mut b.gate, CHUNK, bufs, seals, seal);
     }
 
-    fn start_run(&self, peer: &PeerRef, env: Env) -> Option<SendRun> {
-        let p = peer.lock();
-        let (keypair, dst) = p.send_context(env.now)?;
-        Some(SendRun {
-            peer: peer.clone(),
-            keypair,
-            dst,
-            src: p.source(),
-            bytes: 0,
-        })
-    }
-
-    fn finish_run(&self, run: Option<SendRun>, env: Env) {
-        let Some(r) = run else { return };
-        if r.bytes == 0 {
-            return;
+    /// Hands what the send path asks for to the control thread: handshakes are not done
+    /// on the data path.
+    fn submit_actions(&self, actions: SendActions) {
+        for peer in actions.send_staged {
+            self.submit(Job::SendStaged(peer));
         }
-        let rekey = r
-            .peer
-            .lock()
-            .after_transport_sent(&r.keypair, env.now, r.bytes, true);
-        if rekey {
-            self.submit(Job::Initiate(r.peer));
+        for peer in actions.initiate {
+            self.submit(Job::Initiate(peer));
         }
     }
 
@@ -688,6 +593,62 @@ fn is_handshake_message(datagram: &[u8]) -> bool {
 /// A received datagram: its bytes, its sender and our address it was sent to.
 type Received<'a> = (&'a mut [u8], SocketAddr, Option<LocalSource>);
 
+/// One wake-up's reading from an offload TUN. Each read may be a TCP (or UDP)
+/// super-packet, cut into MTU-sized packets straight into the batch buffers behind room
+/// for the header, and `send` gets each batch. Reads stop once a batch is full, so one
+/// wake-up moves one batch (plus the rest of a super-packet that did not fit: it was read,
+/// so it is sent); epoll is level-triggered and wakes the worker again for the rest, after
+/// the network side had its turn. Returns the bytes read.
+fn read_offload_batch(
+    tun: &TunQueue,
+    b: &mut Buffers,
+    mut send: impl FnMut(&mut Buffers, usize),
+    mut unsplittable: impl FnMut(),
+) -> io::Result<usize> {
+    let (mut n, mut bytes) = (0, 0);
+    let mut full = false;
+    while !full {
+        let len = match tun.read(&mut b.tun_read) {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        bytes += len;
+        let mut first = 0;
+        loop {
+            let split = split_from(
+                &b.tun_read[..len],
+                first,
+                &mut b.bufs[n..],
+                TRANSPORT_HEADER_LEN,
+                &mut b.lens[n..],
+            );
+            match split {
+                Ok(0) => break,
+                Ok(k) => {
+                    n += k;
+                    first += k;
+                    if n == BATCH {
+                        send(b, n);
+                        n = 0;
+                        full = true;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("dropping a TUN packet that cannot be split: {e}");
+                    unsplittable();
+                    break;
+                }
+            }
+        }
+    }
+    if n > 0 {
+        send(b, n);
+    }
+    Ok(bytes)
+}
+
 /// A received datagram after decryption: `None` when it is not a transport message.
 type Opened = Option<Result<TransportRx, RxError>>;
 
@@ -702,5 +663,84 @@ fn wait_writable(sock: &UdpSocket) {
             let mut ev = [Event::EMPTY; 1];
             let _ = ep.wait(&mut ev, Some(std::time::Duration::from_millis(100)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netns::enter_netns;
+    use crate::tun::Tun;
+    use std::process::Command;
+
+    /// A network namespace for one test, removed when dropped.
+    struct Ns(String);
+
+    impl Ns {
+        fn new(tag: &str) -> Option<Ns> {
+            let name = format!("ftw-{tag}-{}", std::process::id());
+            let ok = Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(Ns(name))
+        }
+
+        fn ip(&self, args: &[&str]) {
+            let status = Command::new("ip")
+                .args(["-n", &self.0])
+                .args(args)
+                .status()
+                .expect("run ip");
+            assert!(status.success(), "ip {args:?}");
+        }
+    }
+
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+
+    /// A backlog of three batches waiting in an offload TUN: one wake-up takes one batch
+    /// and leaves the rest queued, so the network side gets its turn in between.
+    #[test]
+    fn offload_tun_wakeup_reads_one_batch_only() {
+        // Needs root (namespaces, TUN); without it there is nothing to test here.
+        let Some(ns) = Ns::new("batch") else {
+            eprintln!("skipping: cannot create a network namespace");
+            return;
+        };
+        let path = std::path::PathBuf::from(format!("/run/netns/{}", ns.0));
+        let tun_name = "ftwb0";
+        let (tun, backlog) = std::thread::scope(|s| {
+            s.spawn(|| {
+                enter_netns(&path).expect("enter namespace");
+                let tun = Tun::create_with_offload(tun_name, 1).expect("offload TUN");
+                assert!(tun.vnet_hdr(), "offloads refused");
+                ns.ip(&["link", "set", tun_name, "up"]);
+                ns.ip(&["addr", "add", "10.77.0.1/24", "dev", tun_name]);
+                let sock = std::net::UdpSocket::bind("10.77.0.1:0").expect("bind");
+                let backlog = 3 * BATCH;
+                for i in 0..backlog {
+                    sock.send_to(&[i as u8; 32], "10.77.0.2:9").expect("send");
+                }
+                (tun, backlog)
+            })
+            .join()
+            .expect("namespace thread")
+        });
+        let queue = &tun.queues()[0];
+        let mut b = Buffers::new(true, false);
+        let mut sent = Vec::new();
+        read_offload_batch(queue, &mut b, |_, n| sent.push(n), || {}).expect("read");
+        assert_eq!(sent, vec![BATCH], "one wake-up must move exactly one batch");
+        // The rest is still waiting in the TUN for the next wake-up.
+        // (IPv6 router solicitations may be queued too: only our IPv4 packets count.)
+        let mut left = 0;
+        while let Ok(len) = queue.read(&mut b.tun_read) {
+            left += usize::from(b.tun_read[VNET_HDR_LEN..len].first() == Some(&0x45));
+        }
+        assert!(left + BATCH >= backlog, "{left} of {backlog} left");
     }
 }

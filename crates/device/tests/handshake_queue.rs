@@ -49,8 +49,7 @@ fn setup() -> Setup {
         .set_read_timeout(Some(Duration::from_secs(3)))
         .expect("read timeout");
     let peer = us.add_peer(their_key.public_key()).expect("a peer");
-    peer.lock()
-        .set_endpoint(remote.local_addr().expect("address"));
+    us.set_endpoint(&peer, remote.local_addr().expect("address"));
     let net = NetSet::bind(0, 1, 0).expect("bind our sockets");
     Setup {
         us,

@@ -134,7 +134,7 @@ fn ten_thousand_peers_and_a_thousand_simultaneous_handshakes() {
                 let iface = Interface::new(Box::new(StdRng::seed_from_u64(1000 + i as u64)));
                 iface.set_private_key(Some(key));
                 let peer = iface.add_peer(server_pub).expect("peer");
-                peer.lock().set_endpoint(target);
+                iface.set_endpoint(&peer, target);
                 let src = Ipv4Addr::new(127, 1, (i >> 8) as u8, i as u8);
                 let sock = UdpSocket::bind((src, 0)).expect("bind client");
                 sock.set_nonblocking(true).expect("nonblocking");
@@ -159,7 +159,7 @@ fn ten_thousand_peers_and_a_thousand_simultaneous_handshakes() {
                         let _ = c.sock.send_to(&d.data, d.dst);
                     }
                 }
-                if c.peer.lock().has_session(e.now) {
+                if c.iface.has_session(&c.peer, e.now) {
                     done += 1;
                 }
             }

@@ -19,6 +19,7 @@ use crate::noise::{
 };
 use crate::peer::{Datagram, IndexRegistry, Peer, PeerCtx, PeerStats, ReceiveOutcome};
 use crate::ratelimiter::RateLimiter;
+use crate::send::SendBatch;
 use crate::session::Keypair;
 use crate::source::LocalSource;
 use crate::time::Instant;
@@ -69,7 +70,9 @@ impl PeerRef {
     pub fn public_key(&self) -> &PublicKey {
         &self.0.public_key
     }
-    pub fn lock(&self) -> MutexGuard<'_, Peer> {
+    /// The peer's state. Never handed out of the core: other layers go through
+    /// [`Interface`] methods, so no caller holds a peer's lock across its own work.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Peer> {
         self.0.state.lock()
     }
 }
@@ -335,6 +338,24 @@ impl Interface {
             })
     }
 
+    pub fn set_endpoint(&self, peer: &PeerRef, endpoint: SocketAddr) {
+        peer.lock().set_endpoint(endpoint);
+    }
+
+    pub fn set_preshared_key(&self, peer: &PeerRef, psk: PresharedKey) {
+        peer.lock().set_preshared_key(psk);
+    }
+
+    /// Our address `peer` last reached us at, which its datagrams leave from.
+    pub fn source(&self, peer: &PeerRef) -> Option<LocalSource> {
+        peer.lock().source()
+    }
+
+    /// True when `peer` has a session usable for sending now.
+    pub fn has_session(&self, peer: &PeerRef, now: Instant) -> bool {
+        peer.lock().has_session(now)
+    }
+
     pub fn snapshot(&self, peer: &PeerRef) -> PeerSnapshot {
         let p = peer.lock();
         PeerSnapshot {
@@ -403,15 +424,60 @@ impl Interface {
         self.routes.read().lookup(dst).cloned()
     }
 
-    /// Slow-path encapsulation of one packet from the TUN: seals it if a session exists,
-    /// otherwise stages it and starts a handshake. The device's batched path does the same
-    /// with `Peer::send_context` and seals in place.
+    /// Starts a batch of packets from the TUN through the send path (see [`crate::send`]).
+    pub fn send_batch(&self, env: Env) -> SendBatch<'_> {
+        SendBatch::new(self, env)
+    }
+
+    /// One packet through the send path, for callers without a device: the datagrams to
+    /// send now, including a handshake when the packet had to wait for one.
     pub fn encapsulate(&self, packet: &[u8], env: Env) -> Vec<Datagram> {
-        let Some(peer) = self.route(packet) else {
-            return Vec::new();
-        };
+        let mut batch = self.send_batch(env);
+        let planned = batch.plan(packet);
+        let actions = batch.finish();
+        let mut out = Vec::new();
+        if let crate::send::Planned::Send { dst, src, sealing } = planned {
+            let mut buf = vec![0u8; sealing.datagram_len()];
+            buf[wire::TRANSPORT_HEADER_LEN..][..packet.len()].copy_from_slice(packet);
+            if let Ok(data) = sealing.seal(&mut buf) {
+                out.push(Datagram {
+                    dst,
+                    src,
+                    data: data.to_vec(),
+                });
+            }
+        }
+        for peer in &actions.send_staged {
+            out.extend(self.send_staged(peer, env));
+        }
+        for peer in &actions.initiate {
+            out.extend(self.initiate(peer, env));
+        }
+        out
+    }
+
+    pub(crate) fn send_context(
+        &self,
+        peer: &PeerRef,
+        now: Instant,
+    ) -> Option<(Arc<Keypair>, SocketAddr, Option<LocalSource>)> {
+        let p = peer.lock();
+        let (keypair, dst) = p.send_context(now)?;
+        Some((keypair, dst, p.source()))
+    }
+
+    pub(crate) fn stage(&self, peer: &PeerRef, packet: &[u8]) {
         peer.lock().stage(packet);
-        self.send_staged(&peer, env)
+    }
+
+    pub(crate) fn after_transport_sent(
+        &self,
+        peer: &PeerRef,
+        keypair: &Keypair,
+        now: Instant,
+        bytes: u64,
+    ) -> bool {
+        peer.lock().after_transport_sent(keypair, now, bytes, true)
     }
 
     /// Sends the peer's staged packets, or starts a handshake if there is no session.

@@ -23,6 +23,7 @@ pub mod outer;
 pub mod peer;
 pub mod ratelimiter;
 pub mod replay;
+pub mod send;
 pub mod session;
 pub mod source;
 pub mod time;

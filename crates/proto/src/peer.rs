@@ -13,11 +13,12 @@ use crate::noise::{
     Handshake, HandshakeError, InitiationEphemeral, LocalStatic, OpenedInitiation,
     ResponseAgreement, ResponseEphemeral, SessionKeys,
 };
-use crate::session::{padded_len, Keypair};
+use crate::send::Sealing;
+use crate::session::Keypair;
 use crate::source::LocalSource;
 use crate::time::{Env, Instant, WallTime};
 use crate::timers::{TimerEvent, Timers};
-use crate::wire::{self, TAG_LEN, TRANSPORT_HEADER_LEN};
+use crate::wire::{self, TRANSPORT_HEADER_LEN};
 use rand_core::CryptoRngCore;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -382,15 +383,13 @@ impl Peer {
         outcome
     }
 
-    /// Seals one packet with the current session into a new datagram (the slow path used
-    /// for staged packets and keepalives; the device seals its batches itself).
-    fn seal_owned(&self, keypair: &Keypair, packet: &[u8]) -> Option<Vec<u8>> {
-        let counter = keypair.next_send_counter()?;
-        let padded = padded_len(packet.len(), self.mtu);
-        let mut buf = vec![0u8; TRANSPORT_HEADER_LEN + padded.max(packet.len()) + TAG_LEN];
+    /// Seals one packet with the current session into a new datagram: the send path's
+    /// own plan and seal steps, for staged packets and keepalives.
+    fn seal_owned(&self, keypair: &Arc<Keypair>, packet: &[u8]) -> Option<Vec<u8>> {
+        let sealing = Sealing::new(keypair, packet.len(), self.mtu)?;
+        let mut buf = vec![0u8; sealing.datagram_len()];
         buf[TRANSPORT_HEADER_LEN..TRANSPORT_HEADER_LEN + packet.len()].copy_from_slice(packet);
-        let len = keypair.seal(counter, packet.len(), &mut buf).ok()?;
-        buf.truncate(len);
+        sealing.seal(&mut buf).ok()?;
         Some(buf)
     }
 

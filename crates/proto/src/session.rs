@@ -120,11 +120,12 @@ impl Keypair {
             .min(REJECT_AFTER_MESSAGES)
     }
 
-    /// Encrypts a packet laid out in `buf` as `[16-byte header space][plaintext][spare]`.
+    /// Encrypts a packet laid out in `buf` as `[16-byte header space][plaintext][padding]
+    /// [tag space]`.
     ///
-    /// The plaintext is zero-padded to a multiple of 16 as far as `buf` allows (size the
-    /// buffer with [`padded_len`] to respect the MTU), then the header is written and the tag
-    /// appended. Returns the datagram length.
+    /// `buf`'s length decides the padding: everything between the plaintext and the tag is
+    /// zeroed and encrypted, so size it with [`padded_len`] (the sender's length and the
+    /// sealed length then cannot disagree). Returns the datagram length, `buf.len()`.
     pub fn seal(
         &self,
         counter: u64,
@@ -141,10 +142,7 @@ impl Keypair {
         if plaintext_len > room {
             return Err(SessionError::BufferTooSmall);
         }
-        let padded = plaintext_len
-            .div_ceil(PADDING_MULTIPLE)
-            .saturating_mul(PADDING_MULTIPLE)
-            .min(room);
+        let padded = room;
         let (header, rest) = buf
             .split_first_chunk_mut::<TRANSPORT_HEADER_LEN>()
             .ok_or(SessionError::BufferTooSmall)?;
@@ -236,6 +234,19 @@ mod tests {
         assert_eq!(padded_len(1410, 0), 1424);
         // Super-packet: only the last unit is padded.
         assert_eq!(padded_len(1420 * 3 + 1, 1420), 1420 * 3 + 16);
+    }
+
+    #[test]
+    fn sealed_length_is_the_planned_length_for_super_packets() {
+        let (a, b) = pair();
+        // Longer than the MTU: only the last unit is padded, which is not the same as
+        // rounding the whole length up to 16.
+        for len in [1420 * 2 + 1, 4028, 4029, 9000 - 28] {
+            let payload = vec![7u8; len];
+            let mut dgram = send(&a, &payload, 1420);
+            assert_eq!(dgram.len(), 32 + padded_len(len, 1420), "len {len}");
+            assert_eq!(&b.open(&mut dgram).unwrap()[..len], &payload[..]);
+        }
     }
 
     #[test]

@@ -47,9 +47,9 @@ impl Pair {
         let peer = us
             .add_peer(PublicKey::from_bytes(their_public.to_bytes()))
             .unwrap();
-        peer.lock().set_endpoint(addr(THEIR_ADDR));
+        us.set_endpoint(&peer, addr(THEIR_ADDR));
         if let Some(k) = psk {
-            peer.lock().set_preshared_key(PresharedKey::from_bytes(k));
+            us.set_preshared_key(&peer, PresharedKey::from_bytes(k));
         }
         us.add_allowed_ip(&peer, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 32);
         let limiter = Arc::new(RateLimiter::new(&their_public, 1_000_000));
@@ -238,7 +238,7 @@ fn session_with_rekeys(psk: Option<[u8; 32]>) {
         index_after,
         "their rekey moved us too"
     );
-    let stats = p.peer.lock().stats();
+    let stats = p.us.snapshot(&p.peer).stats;
     assert!(stats.last_handshake.is_some());
 }
 

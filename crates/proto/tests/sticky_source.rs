@@ -65,7 +65,7 @@ fn pair() -> Pair {
     let peer = server.add_peer(kc.public_key()).unwrap();
     client.add_allowed_ip(&to_server, IpAddr::from([10, 0, 0, 2]), 32);
     server.add_allowed_ip(&peer, IpAddr::from([10, 0, 0, 1]), 32);
-    to_server.lock().set_endpoint(at(SERVER_B));
+    client.set_endpoint(&to_server, at(SERVER_B));
     Pair {
         client,
         server,
@@ -108,7 +108,7 @@ fn the_answer_and_every_later_datagram_leave_from_the_address_the_peer_reached()
     let p = pair();
     let resp = handshake(&p, local("203.0.113.2", 2));
     assert_eq!(resp[0].src, local("203.0.113.2", 2));
-    assert_eq!(p.peer.lock().source(), local("203.0.113.2", 2));
+    assert_eq!(p.server.source(&p.peer), local("203.0.113.2", 2));
     let out = p
         .server
         .encapsulate(&packet([10, 0, 0, 2], [10, 0, 0, 1]), env());
@@ -131,13 +131,13 @@ fn a_packet_at_another_address_moves_the_source_and_an_unknown_one_clears_it() {
     p.server
         .receive_transport_at(&mut d.data, at(CLIENT), local("2001:db8::2", 5), env())
         .unwrap();
-    assert_eq!(p.peer.lock().source(), local("2001:db8::2", 5));
+    assert_eq!(p.server.source(&p.peer), local("2001:db8::2", 5));
     // A replayed copy is not authentic news: it changes nothing.
     assert!(p
         .server
         .receive_transport_at(&mut again.data, at(CLIENT), None, env())
         .is_err());
-    assert_eq!(p.peer.lock().source(), local("2001:db8::2", 5));
+    assert_eq!(p.server.source(&p.peer), local("2001:db8::2", 5));
     let mut d = p
         .client
         .encapsulate(&packet([10, 0, 0, 1], [10, 0, 0, 2]), env())
@@ -145,7 +145,7 @@ fn a_packet_at_another_address_moves_the_source_and_an_unknown_one_clears_it() {
     p.server
         .receive_transport_at(&mut d.data, at(CLIENT), None, env())
         .unwrap();
-    assert_eq!(p.peer.lock().source(), None);
+    assert_eq!(p.server.source(&p.peer), None);
 }
 
 #[test]
@@ -163,13 +163,13 @@ fn the_operator_and_a_failed_send_clear_it() {
             .forget_source(at(CLIENT), local("203.0.113.9", 2).unwrap()),
         0
     );
-    assert_eq!(p.peer.lock().source(), local("203.0.113.2", 2));
+    assert_eq!(p.server.source(&p.peer), local("203.0.113.2", 2));
     assert_eq!(
         p.server
             .forget_source(at(CLIENT), local("203.0.113.2", 2).unwrap()),
         1
     );
-    assert_eq!(p.peer.lock().source(), None);
+    assert_eq!(p.server.source(&p.peer), None);
     let out = p
         .server
         .encapsulate(&packet([10, 0, 0, 2], [10, 0, 0, 1]), env());
@@ -177,9 +177,9 @@ fn the_operator_and_a_failed_send_clear_it() {
 
     let p = pair();
     handshake(&p, local("203.0.113.2", 2));
-    p.peer.lock().set_endpoint(at(CLIENT));
+    p.server.set_endpoint(&p.peer, at(CLIENT));
     assert_eq!(
-        p.peer.lock().source(),
+        p.server.source(&p.peer),
         None,
         "wg set ... endpoint starts afresh"
     );

@@ -29,7 +29,10 @@ fn handshake_then_data_both_ways_with_and_without_psk() {
         assert!(net.nodes[1].delivered[0].ends_with(b"hello from a"));
         net.send(1, b"hello from b");
         assert!(net.nodes[0].delivered[0].ends_with(b"hello from b"));
-        let stats = net.nodes[0].iface.peer_list()[0].lock().stats();
+        let stats = net.nodes[0]
+            .iface
+            .snapshot(&net.nodes[0].iface.peer_list()[0])
+            .stats;
         assert!(stats.last_handshake.is_some() && stats.tx_bytes > 0 && stats.rx_bytes > 0);
     }
 }
@@ -124,9 +127,8 @@ fn persistent_keepalive_sends_one_per_interval() {
 fn dead_peer_retries_stop_after_rekey_attempt_time_and_keys_are_zeroed() {
     let mut net = Net::new(None);
     net.send(0, b"establish");
-    assert!(net.nodes[0].iface.peer_list()[0]
-        .lock()
-        .has_session(net.now));
+    let peer = net.nodes[0].iface.peer_list()[0].clone();
+    assert!(net.nodes[0].iface.has_session(&peer, net.now));
     net.nodes[1].down = true;
     let outage = net.now;
     // Data into the void: after 15 s without an answer a handshake starts, then retries.
@@ -146,11 +148,10 @@ fn dead_peer_retries_stop_after_rekey_attempt_time_and_keys_are_zeroed() {
     );
     // Keys are erased 3 × REJECT_AFTER_TIME after the session was made.
     net.advance_to(Instant::ZERO + secs(539));
-    let peer = net.nodes[0].iface.peer_list()[0].clone();
     assert!(net.nodes[0].iface.index_count() > 0);
     net.advance_to(Instant::ZERO + secs(700));
     assert_eq!(net.nodes[0].iface.index_count(), 0, "keys zeroed");
-    assert!(!peer.lock().has_session(net.now));
+    assert!(!net.nodes[0].iface.has_session(&peer, net.now));
 }
 
 #[test]
@@ -165,4 +166,39 @@ fn tunnel_recovers_after_an_outage() {
     net.advance(secs(20));
     net.send(0, b"after");
     assert!(net.nodes[1].delivered.last().unwrap().ends_with(b"after"));
+}
+
+#[test]
+fn a_batch_without_a_session_waits_for_one_handshake_and_arrives_in_order() {
+    let mut net = Net::pair(None);
+    let payloads: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40 + usize::from(i)]).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    net.send_batch(0, &refs);
+    assert_eq!(net.sent_of_type(0, INITIATION).len(), 1);
+    assert_eq!(net.nodes[1].delivered.len(), 20);
+    // With the session up, a batch goes out sealed straight away, still in order.
+    net.send_batch(0, &refs);
+    assert_eq!(net.sent_of_type(0, INITIATION).len(), 1);
+    for (i, got) in net.nodes[1].delivered.iter().enumerate() {
+        assert!(got.ends_with(&payloads[i % 20]), "packet {i} out of order");
+    }
+}
+
+#[test]
+fn padding_follows_an_mtu_change_and_never_passes_it() {
+    let mut net = Net::pair(None);
+    net.send(0, b"establish");
+    for mtu in [1280usize, 1300, 1420, 9000] {
+        net.nodes[0].iface.set_mtu(mtu);
+        let before = net.sent_of_type(0, TRANSPORT).len();
+        // Inner packets of MTU-16 ..= MTU bytes (20 of them are the IPv4 header).
+        let payloads: Vec<Vec<u8>> = (0..=16).map(|k| vec![0x5a; mtu - 20 - k]).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        net.send_batch(0, &refs);
+        let sent = net.sent_of_type(0, TRANSPORT);
+        assert_eq!(sent.len() - before, 17);
+        for (_, len) in &sent[before..] {
+            assert!(*len <= mtu + 32, "{len}-byte datagram at MTU {mtu}");
+        }
+    }
 }

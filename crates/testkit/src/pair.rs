@@ -14,6 +14,7 @@ use std::time::Duration;
 use ferrotun_proto::interface::{Env, Interface};
 use ferrotun_proto::keys::{PresharedKey, PrivateKey};
 use ferrotun_proto::peer::Datagram;
+use ferrotun_proto::send::Planned;
 use ferrotun_proto::time::{Instant, WallTime};
 use ferrotun_proto::wire::{self, Message};
 use rand::rngs::StdRng;
@@ -47,6 +48,33 @@ pub struct Node {
 pub struct Logged {
     pub from: usize,
     pub data: Vec<u8>,
+}
+
+/// Packets from the TUN through `iface`'s send path, the way the device drives it: planned
+/// in order, sealed (here in reverse order, as the device's crew may), finished, and then
+/// what the batch asked for done as the control thread does it.
+pub fn send_path(iface: &Interface, packets: &[Vec<u8>], env: Env) -> Vec<Datagram> {
+    let mut batch = iface.send_batch(env);
+    let planned: Vec<Planned> = packets.iter().map(|p| batch.plan(p)).collect();
+    let actions = batch.finish();
+    let mut sealed: Vec<Option<Datagram>> = Vec::new();
+    for (packet, plan) in packets.iter().zip(planned).rev() {
+        let Planned::Send { dst, src, sealing } = plan else {
+            continue;
+        };
+        let mut buf = vec![0u8; wire::TRANSPORT_HEADER_LEN + packet.len() + 64];
+        buf[wire::TRANSPORT_HEADER_LEN..][..packet.len()].copy_from_slice(packet);
+        let data = sealing.seal(&mut buf).expect("planned buffer").to_vec();
+        sealed.push(Some(Datagram { dst, src, data }));
+    }
+    let mut out: Vec<Datagram> = sealed.into_iter().rev().flatten().collect();
+    for peer in &actions.send_staged {
+        out.extend(iface.send_staged(peer, env));
+    }
+    for peer in &actions.initiate {
+        out.extend(iface.initiate(peer, env));
+    }
+    out
 }
 
 pub struct Pair {
@@ -86,10 +114,10 @@ impl Pair {
         let pb = b.iface.add_peer(ka.public_key()).expect("fresh interface");
         a.iface.add_allowed_ip(&pa, IpAddr::V4(b.inner), 32);
         b.iface.add_allowed_ip(&pb, IpAddr::V4(a.inner), 32);
-        pa.lock().set_endpoint(b.addr);
+        a.iface.set_endpoint(&pa, b.addr);
         if let Some(psk) = psk {
-            pa.lock().set_preshared_key(psk.clone());
-            pb.lock().set_preshared_key(psk);
+            a.iface.set_preshared_key(&pa, psk.clone());
+            b.iface.set_preshared_key(&pb, psk);
         }
         Pair {
             nodes: [a, b],
@@ -134,21 +162,36 @@ impl Pair {
     /// other side's TUN got exactly that packet.
     pub fn send(&mut self, from: usize, payload: &[u8]) -> bool {
         let packet = self.ip_packet(from, payload);
-        let out = self.nodes[from].iface.encapsulate(&packet, self.env());
+        let out = send_path(
+            &self.nodes[from].iface,
+            std::slice::from_ref(&packet),
+            self.env(),
+        );
         self.deliver(from, out);
         self.nodes[1 - from].delivered.last() == Some(&packet)
     }
 
     /// Sends a whole inner packet (any addresses) from `from` and delivers everything.
     pub fn send_packet(&mut self, from: usize, packet: &[u8]) {
-        let out = self.nodes[from].iface.encapsulate(packet, self.env());
+        self.send_packets(from, &[packet.to_vec()]);
+    }
+
+    /// Sends inner packets from `from` as one batch from its TUN and delivers everything.
+    pub fn send_batch(&mut self, from: usize, payloads: &[&[u8]]) {
+        let packets: Vec<Vec<u8>> = payloads.iter().map(|p| self.ip_packet(from, p)).collect();
+        self.send_packets(from, &packets);
+    }
+
+    /// Sends whole inner packets from `from` as one batch and delivers everything.
+    pub fn send_packets(&mut self, from: usize, packets: &[Vec<u8>]) {
+        let out = send_path(&self.nodes[from].iface, packets, self.env());
         self.deliver(from, out);
     }
 
     /// The datagrams `from` would send for an inner packet, without sending them.
     pub fn seal(&mut self, from: usize, payload: &[u8]) -> Vec<Vec<u8>> {
         let packet = self.ip_packet(from, payload);
-        let out = self.nodes[from].iface.encapsulate(&packet, self.env());
+        let out = send_path(&self.nodes[from].iface, &[packet], self.env());
         out.into_iter()
             .map(|d| {
                 self.record(from, &d.data);

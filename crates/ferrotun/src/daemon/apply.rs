@@ -70,11 +70,10 @@ pub fn apply(device: &Device, req: &SetRequest) -> Result<(), ApplyError> {
             continue;
         };
         if let Some(psk) = &change.preshared_key {
-            peer.lock()
-                .set_preshared_key(psk.clone().unwrap_or(PresharedKey::ZERO));
+            iface.set_preshared_key(&peer, psk.clone().unwrap_or(PresharedKey::ZERO));
         }
         if let Some(endpoint) = change.endpoint {
-            peer.lock().set_endpoint(endpoint);
+            iface.set_endpoint(&peer, endpoint);
         }
         if change.replace_allowed_ips {
             iface.clear_allowed_ips(&peer);
