@@ -181,8 +181,20 @@ fn interface_names_still_start_the_daemon() {
     let ns = Netns::new("clid");
     for (i, args) in [vec![], vec!["-f"], vec!["daemon"]].into_iter().enumerate() {
         let name = if i == 2 {
-            // A near miss by design, owned by this test run.
-            "shwo".to_string()
+            // A near miss by design, but not the one `help_and_typos_create_nothing` checks
+            // for leftovers at the same time (/var/run/wireguard is shared by every test).
+            let near_miss = "shoe";
+            let refused = ns
+                .command(ferrotun_bin())
+                .arg(near_miss)
+                .output()
+                .expect("run");
+            assert!(
+                !refused.status.success() && text(&refused).contains("did you mean `show`?"),
+                "`{near_miss}' should be refused as a near miss: {}",
+                text(&refused)
+            );
+            near_miss.to_string()
         } else {
             common::unique_name("cli")
         };
