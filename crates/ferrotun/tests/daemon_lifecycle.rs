@@ -112,9 +112,10 @@ fn threads_and_descriptors_stay_bounded_across_many_connections() {
         thread_count(pid)
     );
     let threads = thread_count(pid);
-    // stdio, the socket, and per worker a TUN queue, a socket per family, an epoll and
-    // its wake-ups: a handful each.
-    let max_fds = 8 + 6 * workers;
+    // stdio, the configuration socket (and the O_PATH handle that notices its file going),
+    // the MTU watch's netlink socket, the janitor's pipe, the cancel and stop events, and
+    // per worker a TUN queue, a socket per family, an epoll and its wake-ups.
+    let max_fds = 11 + 6 * workers;
     let fds = open_fds(pid);
     assert!(
         fds.len() <= max_fds,
