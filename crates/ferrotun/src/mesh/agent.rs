@@ -40,6 +40,8 @@ pub struct Agent {
     /// What was last applied to the interface (the peers it has, as the registry wanted them).
     applied: Option<Peers>,
     node_lease: Option<i64>,
+    /// Which etcd endpoint the next session uses; moves on after each failure.
+    cursor: usize,
     addr_lease: Option<i64>,
     status: Status,
     term: Signal,
@@ -71,6 +73,7 @@ impl Agent {
             view: View::new(&name, pool),
             applied: None,
             node_lease: None,
+            cursor: 0,
             addr_lease: None,
             status: Status {
                 interface: opts.interface.clone().unwrap_or_else(|| name.clone()),
@@ -112,6 +115,7 @@ impl Agent {
                 Ok(End::Stop) => break,
                 Err(e) if e.downcast_ref::<Fatal>().is_some() => return Err(e),
                 Err(e) => {
+                    self.cursor += 1;
                     if started.elapsed() > Duration::from_secs(30) {
                         backoff = BACKOFF_MIN;
                     }
@@ -134,7 +138,7 @@ impl Agent {
     }
 
     async fn session(&mut self) -> Result<End> {
-        let mut client = registry::connect(&self.opts.etcd).await?;
+        let mut client = registry::connect(&self.opts.etcd, self.cursor).await?;
         let mut node_lease = Lease::obtain(&mut client, self.node_lease, self.opts.ttl).await?;
         self.node_lease = Some(node_lease.id);
         let mut addr_lease = Lease::obtain(&mut client, self.addr_lease, self.opts.grace).await?;
@@ -312,8 +316,17 @@ impl Agent {
     /// Leaving on purpose: the registration goes now (if etcd answers), then the interface.
     async fn shut_down(&mut self) {
         if let Some(id) = self.node_lease.take() {
-            if let Ok(mut client) = registry::connect(&self.opts.etcd).await {
-                let _ = bounded("cannot revoke the lease", client_revoke(&mut client, id)).await;
+            for which in 0..self.opts.etcd.endpoints.len() {
+                let Ok(mut client) = registry::connect(&self.opts.etcd, self.cursor + which).await
+                else {
+                    continue;
+                };
+                if bounded("cannot revoke the lease", client_revoke(&mut client, id))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
             }
         }
         let ifname = self.ifname().to_string();

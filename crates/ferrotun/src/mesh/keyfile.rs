@@ -33,15 +33,20 @@ pub fn load_or_create(dir: &Path) -> Result<PrivateKey> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = PrivateKey::generate(&mut OsRng);
+            // Written aside and renamed into place: nobody ever reads a half-written key.
+            let tmp = dir.join("private.key.tmp");
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
-                .create_new(true)
+                .create(true)
+                .truncate(true)
                 .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+                .open(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
             let text = Zeroizing::new(format!("{}\n", key.to_base64()));
             file.write_all(text.as_bytes())?;
             file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

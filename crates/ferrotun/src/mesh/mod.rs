@@ -32,7 +32,7 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     let result = match cli.command {
-        Command::Up(opts) => up(opts),
+        Command::Up(opts) => up(*opts),
         Command::Down(opts) => down(&opts),
         Command::Status(opts) => show_status(&opts),
     };

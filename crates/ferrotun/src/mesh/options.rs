@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Join mesh NAME (interface NAME) and keep it in sync; runs in the foreground.
-    Up(UpOptions),
+    Up(Box<UpOptions>),
     /// Leave mesh NAME: stop its agent (which deregisters) and delete the interface.
     Down(NameOptions),
     /// Show this node's view of mesh NAME.

@@ -30,13 +30,20 @@ pub async fn bounded<T>(
     }
 }
 
-pub async fn connect(opts: &EtcdOptions) -> Result<Client> {
+/// Connects to one member, `opts.endpoints[which % len]`. One member per connection, not a
+/// balanced channel over all: gRPC's balancer keeps sending to a dead member, where the agent
+/// rather moves on to the next member at its next attempt.
+pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
+    let endpoint = opts.endpoints[which % opts.endpoints.len()].clone();
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(3))
         // HTTP/2 pings notice a dead member or a cut network within seconds, also while the
         // only traffic is the watch.
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-        .with_keep_alive_while_idle(true);
+        .with_keep_alive_while_idle(true)
+        // A member cut off from the others' quorum fails requests instead of serving a
+        // stale view or a watch that never fires.
+        .with_require_leader(true);
     if let Some(user) = &opts.user {
         let password = opts.password()?;
         options = options.with_user(user.clone(), password);
@@ -61,8 +68,8 @@ pub async fn connect(opts: &EtcdOptions) -> Result<Client> {
         options = options.with_tls(tls);
     }
     bounded(
-        "cannot connect to etcd",
-        Client::connect(opts.endpoints.clone(), Some(options)),
+        &format!("cannot connect to {endpoint}"),
+        Client::connect([endpoint.as_str()], Some(options)),
     )
     .await
 }
