@@ -397,3 +397,71 @@ fn figures_fifty_nodes() {
         );
     }
 }
+
+/// `wg show IF DUMP-FIELD` as (peer, value) pairs.
+fn show_field(node: &Node, field: &str) -> Vec<(String, String)> {
+    let out = node.ns.try_exec(common::ferrotun_bin(), &["show", &node.ifname, field]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(2, '\t');
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn joins_leave_running_sessions_alone_and_down_leaves_at_once() {
+    let _guard = serial();
+    let etcd = Etcd::start();
+    let mesh = unique_name("mesh");
+    let mut nodes = start_nodes(&etcd, &mesh, 1, 2);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait_full_mesh(&refs, Duration::from_secs(20));
+    let b_addr = nodes[1].address().unwrap();
+    assert!(nodes[0].ns.ping_until(&b_addr, Duration::from_secs(5)));
+    let b_key = nodes[1].public_key();
+    let before_hs = show_field(&nodes[0], "latest-handshakes");
+    let before_tx = show_field(&nodes[0], "transfer");
+
+    // A third node joins: A's session with B is not touched (same handshake, counters kept).
+    nodes.extend(start_nodes(&etcd, &mesh, 3, 1));
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait_full_mesh(&refs, Duration::from_secs(20));
+    let after_hs = show_field(&nodes[0], "latest-handshakes");
+    let after_tx = show_field(&nodes[0], "transfer");
+    let pick = |v: &[(String, String)]| v.iter().find(|(k, _)| *k == b_key).map(|(_, x)| x.clone());
+    assert_eq!(pick(&before_hs), pick(&after_hs), "the session with B was redone");
+    let bytes = |s: Option<String>| -> u64 {
+        s.unwrap_or_default()
+            .split_whitespace()
+            .map(|t| t.parse::<u64>().unwrap_or(0))
+            .sum()
+    };
+    assert!(bytes(pick(&after_tx)) >= bytes(pick(&before_tx)) && bytes(pick(&before_tx)) > 0, "counters reset");
+
+    // `mesh status` shows the node's view.
+    let status = nodes[0].ns.exec_stdout(
+        common::ferrotun_bin(),
+        &["mesh", "status", &mesh, "--state-dir", &nodes[0].state.to_string_lossy()],
+    );
+    assert!(status.contains("etcd: connected") && status.contains("peers: 2"), "{status}");
+    assert!(status.contains(&b_addr), "{status}");
+
+    // `mesh down` on C: it deregisters at once (well before the TTL) and its interface goes.
+    let c_key = nodes[2].public_key();
+    let down = Instant::now();
+    nodes[2].ns.exec(
+        common::ferrotun_bin(),
+        &["mesh", "down", &mesh, "--state-dir", &nodes[2].state.to_string_lossy()],
+    );
+    let gone = within(Duration::from_secs(5), || {
+        nodes[..2].iter().all(|n| !n.peers().contains(&c_key))
+    });
+    assert!(gone.is_some());
+    assert!(down.elapsed() < TTL, "left only after {:?}", down.elapsed());
+    let links = nodes[2].ns.exec_stdout("ip", &["-o", "link"]);
+    assert!(!links.contains(&nodes[2].ifname), "{links}");
+    let agent = nodes[2].agent.as_mut().unwrap();
+    assert!(common::process::wait_exit(agent, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}

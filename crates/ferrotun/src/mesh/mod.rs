@@ -115,7 +115,7 @@ fn down(opts: &NameOptions) -> Result<()> {
             bail!("cannot signal the agent (pid {pid})");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        while alive(pid) {
             if Instant::now() > deadline {
                 bail!("the agent (pid {pid}) did not stop within 10 s");
             }
@@ -127,6 +127,12 @@ fn down(opts: &NameOptions) -> Result<()> {
         nl.delete_link(&link)?;
     }
     Ok(())
+}
+
+/// Whether `pid` still runs (an exited process its parent has not reaped yet does not).
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.is_empty() && !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }
 
 fn show_status(opts: &NameOptions) -> Result<()> {

@@ -58,6 +58,7 @@ pub fn running_agent(dir: &Path) -> Option<u32> {
         .trim()
         .parse()
         .ok()?;
+    // A zombie has an empty command line: it no longer counts.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let text = String::from_utf8_lossy(&cmdline);
     (text.contains("ferrotun") && text.contains("mesh")).then_some(pid)
