@@ -400,7 +400,9 @@ fn figures_fifty_nodes() {
 
 /// `wg show IF DUMP-FIELD` as (peer, value) pairs.
 fn show_field(node: &Node, field: &str) -> Vec<(String, String)> {
-    let out = node.ns.try_exec(common::ferrotun_bin(), &["show", &node.ifname, field]);
+    let out = node
+        .ns
+        .try_exec(common::ferrotun_bin(), &["show", &node.ifname, field]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -431,21 +433,37 @@ fn joins_leave_running_sessions_alone_and_down_leaves_at_once() {
     let after_hs = show_field(&nodes[0], "latest-handshakes");
     let after_tx = show_field(&nodes[0], "transfer");
     let pick = |v: &[(String, String)]| v.iter().find(|(k, _)| *k == b_key).map(|(_, x)| x.clone());
-    assert_eq!(pick(&before_hs), pick(&after_hs), "the session with B was redone");
+    assert_eq!(
+        pick(&before_hs),
+        pick(&after_hs),
+        "the session with B was redone"
+    );
     let bytes = |s: Option<String>| -> u64 {
         s.unwrap_or_default()
             .split_whitespace()
             .map(|t| t.parse::<u64>().unwrap_or(0))
             .sum()
     };
-    assert!(bytes(pick(&after_tx)) >= bytes(pick(&before_tx)) && bytes(pick(&before_tx)) > 0, "counters reset");
+    assert!(
+        bytes(pick(&after_tx)) >= bytes(pick(&before_tx)) && bytes(pick(&before_tx)) > 0,
+        "counters reset"
+    );
 
     // `mesh status` shows the node's view.
     let status = nodes[0].ns.exec_stdout(
         common::ferrotun_bin(),
-        &["mesh", "status", &mesh, "--state-dir", &nodes[0].state.to_string_lossy()],
+        &[
+            "mesh",
+            "status",
+            &mesh,
+            "--state-dir",
+            &nodes[0].state.to_string_lossy(),
+        ],
     );
-    assert!(status.contains("etcd: connected") && status.contains("peers: 2"), "{status}");
+    assert!(
+        status.contains("etcd: connected") && status.contains("peers: 2"),
+        "{status}"
+    );
     assert!(status.contains(&b_addr), "{status}");
 
     // `mesh down` on C: it deregisters at once (well before the TTL) and its interface goes.
@@ -453,7 +471,13 @@ fn joins_leave_running_sessions_alone_and_down_leaves_at_once() {
     let down = Instant::now();
     nodes[2].ns.exec(
         common::ferrotun_bin(),
-        &["mesh", "down", &mesh, "--state-dir", &nodes[2].state.to_string_lossy()],
+        &[
+            "mesh",
+            "down",
+            &mesh,
+            "--state-dir",
+            &nodes[2].state.to_string_lossy(),
+        ],
     );
     let gone = within(Duration::from_secs(5), || {
         nodes[..2].iter().all(|n| !n.peers().contains(&c_key))
@@ -464,4 +488,90 @@ fn joins_leave_running_sessions_alone_and_down_leaves_at_once() {
     assert!(!links.contains(&nodes[2].ifname), "{links}");
     let agent = nodes[2].agent.as_mut().unwrap();
     assert!(common::process::wait_exit(agent, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn etcd_authentication_is_the_access_control() {
+    let _guard = serial();
+    let etcd = Etcd::start();
+    let mesh = unique_name("mesh");
+    let role = format!("{mesh}-node");
+    let password = "correct-horse-battery";
+    // The README's set-up, command for command.
+    let setup: Vec<Vec<String>> = vec![
+        vec![
+            "user".into(),
+            "add".into(),
+            "root".into(),
+            "--new-user-password=rootpw".into(),
+        ],
+        vec!["role".into(), "add".into(), role.clone()],
+        vec![
+            "role".into(),
+            "grant-permission".into(),
+            role.clone(),
+            "--prefix=true".into(),
+            "readwrite".into(),
+            format!("/ferrotun/mesh/{mesh}/"),
+        ],
+        vec![
+            "user".into(),
+            "add".into(),
+            role.clone(),
+            format!("--new-user-password={password}"),
+        ],
+        vec![
+            "user".into(),
+            "grant-role".into(),
+            role.clone(),
+            role.clone(),
+        ],
+        vec!["auth".into(), "enable".into()],
+    ];
+    for args in &setup {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = etcd.etcdctl(&args);
+        assert!(out.status.success(), "etcdctl {args:?}: {out:?}");
+    }
+    let dir = std::env::temp_dir().join(unique_name("mpw"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good");
+    let bad = dir.join("bad");
+    std::fs::write(&good, format!("{password}\n")).unwrap();
+    std::fs::write(&bad, "wrong\n").unwrap();
+    let with = |file: &std::path::Path| -> Vec<String> {
+        vec![
+            "--etcd-user".into(),
+            role.clone(),
+            "--etcd-password-file".into(),
+            file.to_string_lossy().into_owned(),
+        ]
+    };
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|n| Node::new(&etcd, n, &unique_name("fm")))
+        .collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let args = with(if i < 2 { &good } else { &bad });
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        node.up(&mesh, &etcd, &args);
+    }
+    let refs: Vec<&Node> = nodes[..2].iter().collect();
+    wait_full_mesh(&refs, Duration::from_secs(20));
+    // The node with the wrong password never gets in, and says why.
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &nodes[..2] {
+        assert_eq!(
+            n.peers().len(),
+            1,
+            "{} took in a node without credentials",
+            n.ifname
+        );
+    }
+    assert!(nodes[2].address().is_none());
+    let log = nodes[2].log_text();
+    assert!(
+        log.contains("authentication failed") || log.contains("invalid"),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

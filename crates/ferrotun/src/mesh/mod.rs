@@ -132,7 +132,10 @@ fn down(opts: &NameOptions) -> Result<()> {
 /// Whether `pid` still runs (an exited process its parent has not reaped yet does not).
 fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    !stat.is_empty()
+        && !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
 }
 
 fn show_status(opts: &NameOptions) -> Result<()> {
