@@ -575,3 +575,31 @@ fn etcd_authentication_is_the_access_control() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn etcd_over_tls_with_client_certificates() {
+    let _guard = serial();
+    let etcd = Etcd::start_with(true);
+    let mesh = unique_name("mesh");
+    let tls = etcd.tls_args("etcd-");
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let mut nodes: Vec<Node> = (1..=2)
+        .map(|n| Node::new(&etcd, n, &unique_name("fm")))
+        .collect();
+    for node in &mut nodes {
+        node.up(&mesh, &etcd, &tls);
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait_full_mesh(&refs, Duration::from_secs(20));
+    let b = nodes[1].address().unwrap();
+    assert!(nodes[0].ns.ping_until(&b, Duration::from_secs(5)));
+    // Without the client certificate the cluster refuses the agent.
+    let mut stranger = Node::new(&etcd, 3, &unique_name("fm"));
+    stranger.up(&mesh, &etcd, &tls[..1]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        stranger.address().is_none(),
+        "joined without a client certificate"
+    );
+    assert_eq!(nodes[0].peers().len(), 1);
+}

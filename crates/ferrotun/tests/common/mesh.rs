@@ -20,11 +20,90 @@ pub struct Etcd {
     pub dir: PathBuf,
     token: String,
     members: Vec<Option<Child>>,
+    /// With TLS: the directory holding ca.pem, server.pem/-key.pem, client.pem/-key.pem.
+    pub tls: Option<PathBuf>,
+}
+
+/// A throw-away CA, a server certificate for the members' addresses and a client
+/// certificate, made with openssl.
+fn make_certs(dir: &std::path::Path) {
+    let ossl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=mesh-test-ca",
+    ]);
+    ossl(&a);
+    let sans = (0..MEMBERS)
+        .map(|i| format!("IP:{}", member_ip(i)))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (name, ext) in [
+        (
+            "server",
+            format!("subjectAltName={sans}\nextendedKeyUsage=serverAuth\n"),
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n".to_string()),
+    ] {
+        let mut a = vec!["req"];
+        a.extend(ec);
+        let key = format!("{name}-key.pem");
+        let csr = format!("{name}.csr");
+        let subj = format!("/CN={name}");
+        a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        ossl(&a);
+        let extfile = format!("{name}.ext");
+        std::fs::write(dir.join(&extfile), ext).unwrap();
+        let pem = format!("{name}.pem");
+        ossl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &extfile,
+        ]);
+    }
 }
 
 impl Etcd {
     /// Starts the three members and waits (bounded) until the cluster answers.
     pub fn start() -> Etcd {
+        Etcd::start_with(false)
+    }
+
+    /// As [`Etcd::start`]; with `tls`, clients must use TLS and present a certificate.
+    pub fn start_with(tls: bool) -> Etcd {
         require_tool("etcd");
         require_tool("etcdctl");
         let hub = Netns::new("mh");
@@ -43,12 +122,19 @@ impl Etcd {
         let token = unique_name("tok");
         let dir = std::env::temp_dir().join(unique_name("etcd"));
         std::fs::create_dir_all(&dir).unwrap();
+        let tls = tls.then(|| {
+            let t = dir.join("tls");
+            std::fs::create_dir_all(&t).unwrap();
+            make_certs(&t);
+            t
+        });
         let mut etcd = Etcd {
             hub,
             bridge,
             dir,
             token,
             members: (0..MEMBERS).map(|_| None).collect(),
+            tls,
         };
         for i in 0..MEMBERS {
             etcd.start_member(i);
@@ -61,9 +147,33 @@ impl Etcd {
         etcd
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The TLS flags for etcdctl and `ferrotun mesh up` (the same names, bar a prefix).
+    pub fn tls_args(&self, prefix: &str) -> Vec<String> {
+        let Some(t) = &self.tls else {
+            return Vec::new();
+        };
+        [
+            ("cacert", "ca.pem"),
+            ("cert", "client.pem"),
+            ("key", "client-key.pem"),
+        ]
+        .iter()
+        .map(|(flag, file)| format!("--{prefix}{flag}={}", t.join(file).display()))
+        .collect()
+    }
+
     pub fn endpoints(&self) -> String {
+        let scheme = self.scheme();
         (0..MEMBERS)
-            .map(|i| format!("http://{}:2379", member_ip(i)))
+            .map(|i| format!("{scheme}://{}:2379", member_ip(i)))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -76,6 +186,16 @@ impl Etcd {
             .collect::<Vec<_>>()
             .join(",");
         let ip = member_ip(i);
+        let scheme = self.scheme();
+        let mut tls_flags: Vec<String> = Vec::new();
+        if let Some(t) = &self.tls {
+            tls_flags = vec![
+                format!("--cert-file={}", t.join("server.pem").display()),
+                format!("--key-file={}", t.join("server-key.pem").display()),
+                format!("--trusted-ca-file={}", t.join("ca.pem").display()),
+                "--client-cert-auth".to_string(),
+            ];
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -90,9 +210,9 @@ impl Etcd {
                 "--data-dir",
                 &self.dir.join(format!("m{i}")).to_string_lossy(),
                 "--listen-client-urls",
-                &format!("http://{ip}:2379"),
+                &format!("{scheme}://{ip}:2379"),
                 "--advertise-client-urls",
-                &format!("http://{ip}:2379"),
+                &format!("{scheme}://{ip}:2379"),
                 "--listen-peer-urls",
                 &format!("http://{ip}:2380"),
                 "--initial-advertise-peer-urls",
@@ -106,6 +226,7 @@ impl Etcd {
                 "--listen-metrics-urls",
                 &format!("http://{ip}:2381"),
             ])
+            .args(&tls_flags)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -126,6 +247,7 @@ impl Etcd {
             .command("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.endpoints(), "--command-timeout=5s"])
+            .args(self.tls_args(""))
             .args(args)
             .output()
             .expect("cannot run etcdctl")
