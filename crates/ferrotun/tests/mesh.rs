@@ -208,6 +208,15 @@ fn etcd_outage_keeps_tunnels_and_the_mesh_resynchronises() {
     // Every member down: pings between existing nodes go on without a gap, for longer than
     // the TTL (the agents cannot renew; nothing may be torn down).
     let target = nodes[1].address().unwrap();
+    assert!(nodes[0].ns.ping_until(&target, Duration::from_secs(5)));
+    let b_key = nodes[1].public_key();
+    let handshake_with_b = |n: &Node| {
+        show_field(n, "latest-handshakes")
+            .into_iter()
+            .find(|(k, _)| *k == b_key)
+            .map(|(_, v)| v)
+    };
+    let before = handshake_with_b(&nodes[0]);
     let pinger = std::thread::scope(|s| {
         let h = s.spawn(|| ping_run(&nodes[0], &target, Duration::from_secs(10)));
         std::thread::sleep(Duration::from_millis(500));
@@ -245,6 +254,12 @@ fn etcd_outage_keeps_tunnels_and_the_mesh_resynchronises() {
     for other in &nodes[..3] {
         assert!(other.ns.ping_until(&newcomer, Duration::from_secs(10)));
     }
+    // The resynchronisation did not redo the session between A and B.
+    assert_eq!(
+        before,
+        handshake_with_b(&nodes[0]),
+        "the A-B session was torn down"
+    );
 }
 
 #[test]
