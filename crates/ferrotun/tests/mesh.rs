@@ -258,7 +258,9 @@ fn etcd_outage_keeps_tunnels_and_the_mesh_resynchronises() {
     assert_eq!(
         before,
         handshake_with_b(&nodes[0]),
-        "the A-B session was torn down"
+        "the A-B session was torn down:\n{}\n----\n{}",
+        nodes[0].log_text(),
+        nodes[1].log_text()
     );
 }
 

@@ -108,6 +108,7 @@ impl Agent {
     /// interface is deleted under it.
     pub async fn run(mut self) -> Result<()> {
         self.status.public_key = self.me.to_base64();
+        registry::set_call_bound(self.opts.ttl);
         let mut backoff = BACKOFF_MIN;
         loop {
             let started = Instant::now();
@@ -129,7 +130,7 @@ impl Agent {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = Self::stop_signal(term, int) => break,
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    backoff = (backoff * 2).min(self.backoff_max());
                 }
             }
         }
@@ -237,6 +238,13 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Retries come at least every TTL/3: when etcd returns (a new leader gives every lease
+    /// one more TTL), the agent must renew before its lease runs out, or the others would drop
+    /// it and redo their sessions with it.
+    fn backoff_max(&self) -> Duration {
+        Duration::from_millis(self.opts.ttl as u64 * 1000 / 3).clamp(BACKOFF_MIN, BACKOFF_MAX)
     }
 
     fn bring_up(&mut self, index: u32) -> Result<()> {

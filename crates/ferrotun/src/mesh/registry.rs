@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -17,16 +18,28 @@ use super::alloc::{candidates, Pool};
 use super::layout::{addr_key, addrs_prefix, mesh_prefix, node_key, parse_claim, NodeRecord};
 use super::options::EtcdOptions;
 
-/// Longest any single request may take.
-const CALL: Duration = Duration::from_secs(5);
+/// Longest any single request may take: 5 s, or less with a short TTL, so that a member
+/// that accepts connections but does not answer (no leader yet after an outage) is given up
+/// on in time to renew the lease through another one.
+static CALL_MS: AtomicU64 = AtomicU64::new(5000);
+
+pub fn set_call_bound(ttl_secs: i64) {
+    let ms = (ttl_secs.max(1) as u64 * 1000 / 3).clamp(1000, 5000);
+    CALL_MS.store(ms, Ordering::Relaxed);
+}
+
+fn call_bound() -> Duration {
+    Duration::from_millis(CALL_MS.load(Ordering::Relaxed))
+}
 
 pub async fn bounded<T>(
     what: &str,
     f: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T> {
-    match tokio::time::timeout(CALL, f).await {
+    let bound = call_bound();
+    match tokio::time::timeout(bound, f).await {
         Ok(r) => r.with_context(|| what.to_string()),
-        Err(_) => bail!("{what}: no answer from etcd within {CALL:?}"),
+        Err(_) => bail!("{what}: no answer from etcd within {bound:?}"),
     }
 }
 
@@ -36,7 +49,7 @@ pub async fn bounded<T>(
 pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
     let endpoint = opts.endpoints[which % opts.endpoints.len()].clone();
     let mut options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(3))
+        .with_connect_timeout(call_bound())
         // HTTP/2 pings notice a dead member or a cut network within seconds, also while the
         // only traffic is the watch.
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
@@ -104,12 +117,13 @@ impl Lease {
     /// One renewal; an error when the lease has expired meanwhile (its keys are gone).
     pub async fn renew(&mut self) -> Result<()> {
         let Lease { keeper, stream, .. } = self;
-        let answer = tokio::time::timeout(CALL, async {
+        let bound = call_bound();
+        let answer = tokio::time::timeout(bound, async {
             keeper.keep_alive().await?;
             stream.message().await
         })
         .await
-        .map_err(|_| anyhow!("lease renewal: no answer from etcd within {CALL:?}"))?
+        .map_err(|_| anyhow!("lease renewal: no answer from etcd within {bound:?}"))?
         .context("lease renewal")?;
         match answer {
             Some(r) if r.ttl() > 0 => Ok(()),
