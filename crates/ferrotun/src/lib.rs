@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod front;
+pub mod mesh;
 pub mod netlink;
 pub mod quick;
 pub mod uapi;

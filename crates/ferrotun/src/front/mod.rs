@@ -28,6 +28,8 @@ pub fn main(args: &[String]) -> i32 {
             return 0;
         }
         "-v" | "--version" => return version(),
+        // `ferrotun mesh ...` parses its own words (crates/ferrotun/src/mesh/options.rs).
+        "mesh" => return crate::mesh::main(&args[1..]),
         _ => {}
     }
     let rest = &args[1..];

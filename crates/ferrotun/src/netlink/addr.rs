@@ -39,18 +39,25 @@ impl Netlink {
 
     /// The link's addresses in the kernel's order (IPv4 first), as `ip address show` lists them.
     pub fn addresses(&mut self, link: &Link) -> Result<Vec<Address>, NetlinkError> {
+        Ok(self
+            .all_addresses()?
+            .into_iter()
+            .filter(|(index, _)| *index == link.index)
+            .map(|(_, a)| a)
+            .collect())
+    }
+
+    /// Every address of every link, each with its link's index.
+    pub fn all_addresses(&mut self) -> Result<Vec<(u32, Address)>, NetlinkError> {
         let replies = self.dump(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            || format!("cannot list the addresses of {}", link.name),
+            || "cannot list addresses".to_string(),
         )?;
         let mut out = Vec::new();
         for reply in replies {
             let RouteNetlinkMessage::NewAddress(m) = reply else {
                 continue;
             };
-            if m.header.index != link.index {
-                continue;
-            }
             // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer's on a
             // point-to-point link (and the only one for IPv6).
             let local = m.attributes.iter().find_map(|a| match a {
@@ -64,10 +71,13 @@ impl Netlink {
                 })
             });
             if let Some(addr) = addr {
-                out.push(IpPrefix {
-                    addr,
-                    cidr: m.header.prefix_len,
-                });
+                out.push((
+                    m.header.index,
+                    IpPrefix {
+                        addr,
+                        cidr: m.header.prefix_len,
+                    },
+                ));
             }
         }
         Ok(out)

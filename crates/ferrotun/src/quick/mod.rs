@@ -4,7 +4,7 @@
 //! Every step that changes the system is printed to stderr as `[#] <command>`, in the form
 //! of the command wg-quick runs for it, so logs read the same.
 
-mod daemon;
+pub(crate) mod daemon;
 mod dns;
 mod error;
 mod firewall;

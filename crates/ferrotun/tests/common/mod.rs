@@ -6,5 +6,6 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod icmp_listener;
+pub mod mesh;
 
 pub use ferrotun_testkit::*;
