@@ -39,6 +39,10 @@ pub fn groups() -> Vec<Group> {
             commands: vec![(Kind::Daemon, daemon())],
         },
         Group {
+            heading: "A mesh across hosts, its state in etcd",
+            commands: vec![(Kind::Mesh, crate::mesh::command())],
+        },
+        Group {
             heading: "Trying it out",
             commands: vec![(Kind::Demo, demo())],
         },
@@ -102,6 +106,7 @@ pub enum Kind {
     Wg,
     Quick,
     Daemon,
+    Mesh,
     Demo,
     Completions,
     Man,

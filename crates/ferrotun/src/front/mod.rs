@@ -28,8 +28,6 @@ pub fn main(args: &[String]) -> i32 {
             return 0;
         }
         "-v" | "--version" => return version(),
-        // `ferrotun mesh ...` parses its own words (crates/ferrotun/src/mesh/options.rs).
-        "mesh" => return crate::mesh::main(&args[1..]),
         _ => {}
     }
     let rest = &args[1..];
@@ -67,6 +65,8 @@ pub fn main(args: &[String]) -> i32 {
             }
             Err(code) => code,
         },
+        // The mesh parses its own words with the same definition (mesh/options.rs).
+        Some(Kind::Mesh) => crate::mesh::main(rest),
         Some(Kind::Demo) => match parse(first, rest) {
             Ok(m) => crate::demo::main(crate::demo::Options {
                 seconds: Duration::from_secs(m.get_one::<u64>("seconds").copied().unwrap_or(3)),

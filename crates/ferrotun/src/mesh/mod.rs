@@ -21,6 +21,11 @@ use clap::Parser;
 
 use options::{Cli, Command, NameOptions, UpOptions};
 
+/// `ferrotun mesh` as the command line's one definition lists it (help, completions, man).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command().name("mesh")
+}
+
 /// Runs `ferrotun mesh ARGS...` (`args` are the words after `mesh`); returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     let argv = std::iter::once("ferrotun mesh".to_string()).chain(args.iter().cloned());
