@@ -86,22 +86,12 @@ fn up(opts: UpOptions) -> Result<()> {
     }
     std::fs::write(status::pid_path(&dir), format!("{}\n", std::process::id()))
         .with_context(|| format!("cannot write {}", status::pid_path(&dir).display()))?;
-    init_logging();
+    // The daemon's logging: LOG_LEVEL as wireguard-go reads it, RUST_LOG for finer filters.
+    crate::daemon::init_logging();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move { agent::Agent::new(opts, key, pool)?.run().await })
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }
 
 /// Stops the agent (SIGTERM: it deregisters and deletes the interface); without an agent,
