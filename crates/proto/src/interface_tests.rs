@@ -38,15 +38,9 @@ fn env(secs: u64) -> Env {
     }
 }
 
+/// A minimal IPv4 packet (tunnel traffic): a header and 8 bytes, from the shared builder.
 fn packet(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    let mut p = vec![0u8; 28];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&28u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    p
+    ferrotun_testkit::packet::ipv4(src, dst, 17, &[0; 8])
 }
 
 /// Counts this thread's X25519 operations, and those run while one of `peers`' locks

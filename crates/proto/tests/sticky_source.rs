@@ -29,16 +29,9 @@ fn local(addr: &str, ifindex: u32) -> Option<LocalSource> {
     })
 }
 
-/// A minimal IPv4 packet (tunnel traffic) from `from` to `to`.
+/// A minimal IPv4 packet (tunnel traffic): a header and 8 bytes, from the shared builder.
 fn packet(from: [u8; 4], to: [u8; 4]) -> Vec<u8> {
-    let mut p = vec![0u8; 28];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&28u16.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&from);
-    p[16..20].copy_from_slice(&to);
-    p
+    ferrotun_testkit::packet::ipv4(from, to, 17, &[0; 8])
 }
 
 struct Pair {
