@@ -9,6 +9,7 @@
 //! demands cookies for [`UNDER_LOAD_HOLD`]. Requests are our own work, not an attack.
 
 use crate::clock::Clock;
+use crate::counting::ThreadCounters;
 use crate::netset::NetSet;
 use crate::Cancel;
 use crossbeam_channel::{Receiver, Select, Sender};
@@ -113,6 +114,7 @@ pub struct Control {
     pub clock: Clock,
     pub cancel: Cancel,
     pub jobs: JobQueue,
+    pub counters: Arc<ThreadCounters>,
 }
 
 impl Control {
@@ -137,10 +139,11 @@ impl Control {
                 Some(Job::Initiate(peer)) => self.iface.initiate(&peer, env),
                 None => Vec::new(),
             };
-            self.net.read().send(&out, &self.iface);
+            let counters = self.counters.control();
+            self.net.read().send(&out, &self.iface, counters);
             if env.now >= next_tick {
                 let out = self.iface.tick(env);
-                self.net.read().send(&out, &self.iface);
+                self.net.read().send(&out, &self.iface, counters);
                 next_tick = env.now + TICK;
             }
         }

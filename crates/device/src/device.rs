@@ -3,6 +3,7 @@
 
 use crate::clock::Clock;
 use crate::control::{self, Control, Jobs};
+use crate::counting::ThreadCounters;
 use crate::local_addrs::LocalAddrs;
 use crate::loop_guard::LoopGuard;
 use crate::mtu_watch::MtuWatch;
@@ -11,8 +12,9 @@ use crate::steal::Crew;
 use crate::steer::Steering;
 use crate::tun::{Tun, TunQueue};
 use crate::unreachable::Unreachable;
-use crate::worker::{DataCounters, Worker};
+use crate::worker::Worker;
 use crate::Cancel;
+use ferrotun_proto::counters::Counts;
 use ferrotun_proto::interface::{Env, Interface};
 use ferrotun_proto::peer::Datagram;
 use parking_lot::{Mutex, RwLock};
@@ -49,7 +51,7 @@ pub struct Device {
     workers: Mutex<Option<Generation>>,
     control: Mutex<Option<JoinHandle<()>>>,
     mtu_watch: Mutex<Option<JoinHandle<()>>>,
-    counters: Arc<DataCounters>,
+    counters: Arc<ThreadCounters>,
     worker_count: usize,
     /// The TUN's queues, one read by each worker, kept across worker generations;
     /// taken (and so closed, which removes the interface) at shutdown.
@@ -130,6 +132,7 @@ impl Device {
         let addrs = Arc::new(LocalAddrs::new());
         let loop_guard = Arc::new(LoopGuard::new(&name, addrs.clone()));
         let unreachable = Arc::new(Unreachable::new(&name, addrs));
+        let counters = Arc::new(ThreadCounters::new(workers));
         let device = Arc::new(Device {
             name,
             ifindex,
@@ -141,7 +144,7 @@ impl Device {
             workers: Mutex::new(None),
             control: Mutex::new(None),
             mtu_watch: Mutex::new(None),
-            counters: Arc::new(DataCounters::default()),
+            counters: counters.clone(),
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
             steering: Arc::new(Steering::new(workers)),
@@ -155,6 +158,7 @@ impl Device {
             clock,
             cancel,
             jobs: job_rx,
+            counters,
         };
         Ok(Opened {
             device,
@@ -224,8 +228,12 @@ impl Device {
     pub fn env(&self) -> Env {
         self.clock.env()
     }
-    pub fn counters(&self) -> &DataCounters {
-        &self.counters
+    /// Every counter of the interface now: the core's (handshake path, peers, removed
+    /// peers) and each thread's own.
+    pub fn counts(&self) -> Counts {
+        let mut counts = self.iface.counts();
+        self.counters.add_to(&mut counts);
+        counts
     }
     pub fn listen_port(&self) -> u16 {
         self.net.read().port
@@ -261,7 +269,9 @@ impl Device {
 
     /// Sends datagrams produced by a configuration change (e.g. a first keepalive).
     pub fn send(&self, datagrams: Vec<Datagram>) {
-        self.net.read().send(&datagrams, &self.iface);
+        self.net
+            .read()
+            .send(&datagrams, &self.iface, self.counters.control());
     }
 
     /// Stops every thread and closes every descriptor; idempotent.

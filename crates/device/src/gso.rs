@@ -35,6 +35,11 @@ pub struct Train {
 }
 
 impl Train {
+    /// How many datagrams the train carries.
+    pub fn datagrams(&self) -> usize {
+        self.segments.max(1)
+    }
+
     pub fn data<'a>(&self, arena: &'a [u8], bufs: &'a [Vec<u8>]) -> &'a [u8] {
         match &self.source {
             Source::Buffer { index, len } => bufs.get(*index).and_then(|b| b.get(..*len)),

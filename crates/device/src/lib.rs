@@ -84,6 +84,7 @@ pub use udp::{
 pub use vnet::{VirtioNetHdr, VNET_HDR_LEN};
 pub mod clock;
 pub mod control;
+pub mod counting;
 pub mod device;
 pub mod netset;
 pub mod worker;

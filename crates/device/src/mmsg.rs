@@ -6,7 +6,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::cmsg::{self, Control};
 use crate::pool::Buf;
@@ -67,6 +67,16 @@ pub struct Transmit<'a> {
     pub src: Option<LocalSource>,
     pub data: &'a [u8],
     pub segment_size: Option<u16>,
+}
+
+impl Transmit<'_> {
+    /// How many datagrams this transmit carries (a GSO train carries several).
+    pub fn datagrams(&self) -> usize {
+        match self.segment_size {
+            Some(seg) if seg > 0 => self.data.len().div_ceil(usize::from(seg)).max(1),
+            _ => 1,
+        }
+    }
 }
 
 fn empty_mmsghdr() -> libc::mmsghdr {
@@ -182,7 +192,13 @@ struct Cursor {
     offset: usize,
 }
 
-pub(crate) fn send_batch(fd: RawFd, gso: &AtomicBool, msgs: &[Transmit<'_>]) -> io::Result<usize> {
+/// `refused` counts the GSO sends the kernel refused and that went out split instead.
+pub(crate) fn send_batch(
+    fd: RawFd,
+    gso: &AtomicBool,
+    refused: &AtomicU64,
+    msgs: &[Transmit<'_>],
+) -> io::Result<usize> {
     let mut cur = Cursor::default();
     // The message whose GSO send was refused; it goes out split.
     let mut split_msg = usize::MAX;
@@ -200,6 +216,7 @@ pub(crate) fn send_batch(fd: RawFd, gso: &AtomicBool, msgs: &[Transmit<'_>]) -> 
                         );
                     }
                     split_msg = cur.msg;
+                    refused.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 if cur.msg > 0 {

@@ -2,6 +2,7 @@
 //! so the kernel spreads flows across workers.
 
 use crate::udp::{bind_dual, is_source_error, Transmit, UdpSocket};
+use ferrotun_proto::counters::{Counter, CounterSet};
 use ferrotun_proto::interface::Interface;
 use ferrotun_proto::peer::Datagram;
 use std::io;
@@ -50,9 +51,10 @@ impl NetSet {
     /// each from the source the core names. One refused because of that source goes again
     /// from the kernel's choice, and `iface` forgets the source for that peer. A failure is
     /// logged, not returned: the protocol's timers retry on their own.
-    pub fn send(&self, datagrams: &[Datagram], iface: &Interface) {
+    pub fn send(&self, datagrams: &[Datagram], iface: &Interface, counters: &CounterSet) {
         for d in datagrams {
             let Some(sock) = self.socket_for(&d.dst, 0) else {
+                counters.add(Counter::UdpEafnosupport, 1);
                 continue;
             };
             let mut msg = [Transmit {
@@ -71,7 +73,11 @@ impl NetSet {
                 }
             }
             if let Err(e) = sent {
-                tracing::debug!("send to {} failed: {e}", d.dst);
+                counters.add(Counter::udp_error(e.raw_os_error()), 1);
+            }
+            let refused = sock.take_gso_refusals();
+            if refused > 0 {
+                counters.add(Counter::GsoRefused, refused);
             }
         }
     }

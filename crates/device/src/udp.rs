@@ -9,7 +9,7 @@
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::mmsg;
@@ -32,6 +32,8 @@ pub struct UdpSocket {
     /// Cleared for good when the kernel refuses GSO for this socket's route
     /// (EIO: the egress device cannot checksum); sends then split.
     gso: AtomicBool,
+    /// GSO sends refused and split since the last [`UdpSocket::take_gso_refusals`].
+    gso_refusals: AtomicU64,
 }
 
 /// The sockets of both families on one port, as [`bind_dual`] returns them.
@@ -188,6 +190,7 @@ fn bind_one(port: u16, v6: bool, fwmark: u32) -> io::Result<UdpSocket> {
         v6,
         port,
         gso: AtomicBool::new(probe_gso()),
+        gso_refusals: AtomicU64::new(0),
     })
 }
 
@@ -302,7 +305,17 @@ impl UdpSocket {
     /// split transmit interrupted half way is reported unsent, so some of its
     /// datagrams may be sent twice; WireGuard's replay check drops those.
     pub fn send_batch(&self, msgs: &[Transmit<'_>]) -> io::Result<usize> {
-        mmsg::send_batch(self.fd.as_raw_fd(), &self.gso, msgs)
+        mmsg::send_batch(self.fd.as_raw_fd(), &self.gso, &self.gso_refusals, msgs)
+    }
+
+    /// How many GSO sends the kernel refused (and that went out split) since the last
+    /// call: the counting is left to the caller, who knows whose counters they are.
+    pub fn take_gso_refusals(&self) -> u64 {
+        // A plain load first: the common answer is 0, without a locked instruction.
+        if self.gso_refusals.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        self.gso_refusals.swap(0, Ordering::Relaxed)
     }
 }
 

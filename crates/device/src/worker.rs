@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::control::{Job, Jobs};
+use crate::counting::ThreadCounters;
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
 use crate::loop_guard::LoopGuard;
@@ -16,6 +17,7 @@ use crate::udp::{is_source_error, RecvMeta, Transmit, UdpSocket};
 use crate::unreachable::Unreachable;
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
+use ferrotun_proto::counters::{Counter, CounterSet};
 use ferrotun_proto::interface::{Env, Interface, RxError, TransportRx};
 use ferrotun_proto::send::{Planned, Sealing, SendActions};
 use ferrotun_proto::source::LocalSource;
@@ -23,7 +25,6 @@ use ferrotun_proto::wire::{self, Message, TRANSPORT_HEADER_LEN};
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Packets per batch: one recvmmsg/sendmmsg, and the TUN reads between two sends.
@@ -38,19 +39,6 @@ const TOKEN_STOP: u64 = 3;
 const TOKEN_CANCEL: u64 = 4;
 const TOKEN_HELP: u64 = 5;
 
-/// Per-device drop and traffic counters shared by the workers.
-#[derive(Debug, Default)]
-pub struct DataCounters {
-    pub tun_no_route: AtomicU64,
-    pub rx_invalid: AtomicU64,
-    pub handshake_queue_full: AtomicU64,
-    pub send_errors: AtomicU64,
-    /// Our own datagrams that came back in through the TUN (a routing loop), dropped.
-    pub tun_looped: AtomicU64,
-    /// ICMP/ICMPv6 destination-unreachable errors written for packets without a peer.
-    pub unreachable_sent: AtomicU64,
-}
-
 pub struct Worker {
     pub id: usize,
     /// Every queue of the TUN: this worker reads queue `id`, and writes each incoming
@@ -63,7 +51,8 @@ pub struct Worker {
     pub iface: Arc<Interface>,
     pub jobs: Jobs,
     pub clock: Clock,
-    pub counters: Arc<DataCounters>,
+    /// The device's counters; this worker writes only its own set (see [`Worker::count`]).
+    pub counters: Arc<ThreadCounters>,
     /// The other workers of this generation: where a big batch's crypto is offered.
     pub crew: Arc<Crew>,
     /// Set once the TUN refuses a merged (GSO) write; from then on packets go to the
@@ -141,6 +130,15 @@ impl Worker {
             tracing::error!("worker {} stopped: {e}", self.id);
             cancel.trigger();
         }
+    }
+
+    /// Adds to this worker's own counters: no cache line shared with another core.
+    fn count(&self, counter: Counter, n: u64) {
+        self.counter_set().add(counter, n);
+    }
+
+    fn counter_set(&self) -> &CounterSet {
+        self.counters.worker(self.id)
     }
 
     /// The TUN queue this worker reads.
@@ -249,9 +247,7 @@ impl Worker {
             self.tun(),
             b,
             |b, n| self.encrypt_batch(b, n),
-            || {
-                self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
-            },
+            || self.count(Counter::DropUnsplittable, 1),
         )?;
         self.steering.note_work(self.id, bytes, self.now_ms());
         Ok(())
@@ -278,7 +274,7 @@ impl Worker {
                 }
                 Planned::Staged => {}
                 Planned::NoRoute => {
-                    self.counters.tun_no_route.fetch_add(1, Ordering::Relaxed);
+                    self.count(Counter::DropNoPeer, 1);
                     self.answer_unreachable(packet, env);
                 }
             }
@@ -302,19 +298,14 @@ impl Worker {
             now_ms,
         );
         if kept < n {
-            let dropped = (n - kept) as u64;
-            self.counters
-                .tun_looped
-                .fetch_add(dropped, Ordering::Relaxed);
+            self.count(Counter::DropLooped, (n - kept) as u64);
         }
         kept
     }
 
     fn answer_unreachable(&self, packet: &[u8], env: Env) {
         if self.unreachable.answer(packet, self.tun(), env.now) {
-            self.counters
-                .unreachable_sent
-                .fetch_add(1, Ordering::Relaxed);
+            self.count(Counter::UnreachableSent, 1);
         }
     }
 
@@ -363,9 +354,9 @@ impl Worker {
                 continue;
             }
             let Some(sock) = sock else {
-                self.counters
-                    .send_errors
-                    .fetch_add(trains.len() as u64, Ordering::Relaxed);
+                // No socket of this family (IPv6 off on the host, say).
+                let datagrams = trains.iter().map(|t| t.datagrams()).sum::<usize>();
+                self.count(Counter::UdpEafnosupport, datagrams as u64);
                 continue;
             };
             let mut msgs: Vec<Transmit<'_>> = trains
@@ -378,6 +369,10 @@ impl Worker {
                 })
                 .collect();
             self.send_all(sock, &mut msgs);
+            let refused = sock.take_gso_refusals();
+            if refused > 0 {
+                self.count(Counter::GsoRefused, refused);
+            }
         }
     }
 
@@ -409,9 +404,10 @@ impl Worker {
                         }
                     }
                 }
-                Err(_) => {
+                Err(e) => {
                     // One bad destination must not sink the rest of the batch.
-                    self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+                    let datagrams = msgs[sent].datagrams() as u64;
+                    self.count(Counter::udp_error(e.raw_os_error()), datagrams);
                     sent += 1;
                 }
             }
@@ -455,7 +451,7 @@ impl Worker {
         let mut datagrams: Vec<Received<'_>> = Vec::with_capacity(n);
         for (buf, meta) in bufs.iter_mut().zip(metas.iter()).take(n) {
             if meta.truncated {
-                self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+                self.count(Counter::DropTruncated, 1);
                 continue;
             }
             let seg = meta.segment_size.max(1);
@@ -495,17 +491,18 @@ impl Worker {
             let written = write_or_split(packet, |p| self.tun_for(after_vnet(p)).write(p));
             match written {
                 Ok(TunWrite::Whole) => {}
-                Ok(TunWrite::Split { segments, failed }) => {
+                Ok(TunWrite::Split { failed, .. }) => {
+                    self.count(Counter::TunMergeRefused, 1);
                     if !self.gro_refused.replace(true) {
                         tracing::warn!(
                             "the TUN refuses merged packets; writing them one by one from now on"
                         );
                     }
                     if failed > 0 {
-                        tracing::debug!("TUN refused {failed} of {segments} split packets");
+                        self.count(Counter::TunOther, failed as u64);
                     }
                 }
-                Err(e) => tracing::debug!("TUN write failed: {e}"),
+                Err(e) => self.count(Counter::tun_error(e.raw_os_error()), 1),
             }
         });
     }
@@ -529,14 +526,12 @@ impl Worker {
                         Some(c) => self.coalesce(c, packet),
                         None => {
                             if let Err(e) = self.tun_for(packet).write(packet) {
-                                tracing::debug!("TUN write failed: {e}");
+                                self.count(Counter::tun_error(e.raw_os_error()), 1);
                             }
                         }
                     }
                 }
-                if rx.dropped.is_some() {
-                    self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
-                }
+                // A dropped inner packet (`rx.dropped`) was counted in its peer.
                 if rx.outcome.confirmed_session {
                     self.submit(Job::SendStaged(rx.peer.clone()));
                 }
@@ -546,14 +541,23 @@ impl Worker {
             }
             // The exact size and type first, so the queue holds nothing bigger than an
             // initiation (its memory bound) and the control thread no junk.
-            (None, _) if is_handshake_message(datagram) => self.submit(Job::Handshake {
-                data: datagram.to_vec(),
-                src,
-                local,
-            }),
-            _ => {
-                self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+            (None, _) if is_handshake_message(datagram) => {
+                let job = Job::Handshake {
+                    data: datagram.to_vec(),
+                    src,
+                    local,
+                };
+                if self.jobs.try_send(job).is_err() {
+                    self.count(Counter::DropQueueFull, 1);
+                }
             }
+            (Some(Err(e)), _) => {
+                // Drops of a known peer's datagrams were counted in that peer.
+                if e.is_device_drop() {
+                    self.count(e.counter(), 1);
+                }
+            }
+            (None, _) => self.count(Counter::DropBadMessage, 1),
         }
     }
 
@@ -567,18 +571,17 @@ impl Worker {
         }
         // Full: write out what is merged so far and take the packet in a fresh round.
         self.flush_to_tun(c);
-        if let Err(e) = c.push(packet) {
-            tracing::debug!("dropping a decrypted packet the TUN cannot take: {e}");
-            self.counters.rx_invalid.fetch_add(1, Ordering::Relaxed);
+        if c.push(packet).is_err() {
+            // Only a packet over 64 KiB gets here, and the decrypted length was checked
+            // against its IP header: the TUN could not have taken it either.
+            self.count(Counter::TunEinval, 1);
         }
     }
 
+    /// Hands a request to the control thread. A full queue loses nothing for good: the
+    /// peer's timers ask again.
     fn submit(&self, job: Job) {
-        if self.jobs.try_send(job).is_err() {
-            self.counters
-                .handshake_queue_full
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        let _ = self.jobs.try_send(job);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod front;
 pub mod mesh;
 pub mod netlink;
 pub mod quick;
+pub mod stats;
 pub mod uapi;
 
 /// Top-level dispatch by program name: `wg` and `wg-quick` are those tools, with their

@@ -10,17 +10,18 @@
 use crate::allowed_ips::AllowedIps;
 use crate::constants::Timing;
 use crate::cookie::{check_macs, CookieChecker, MacVerdict};
+use crate::counters::{Counter, CounterSet, Counts, PeerCounts};
 use crate::index::IndexTable;
 use crate::ip;
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
 use crate::noise::{
-    open_initiation, Handshake, InitiationEphemeral, LocalStatic, ResponseAgreement,
-    ResponseEphemeral,
+    open_initiation, Handshake, HandshakeError, InitiationEphemeral, LocalStatic,
+    ResponseAgreement, ResponseEphemeral,
 };
 use crate::peer::{Datagram, IndexRegistry, Peer, PeerCtx, PeerStats, ReceiveOutcome};
 use crate::ratelimiter::RateLimiter;
 use crate::send::SendBatch;
-use crate::session::Keypair;
+use crate::session::{Keypair, SessionError};
 use crate::source::LocalSource;
 use crate::time::Instant;
 use crate::wire::{self, Message};
@@ -28,7 +29,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use rand_core::CryptoRngCore;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub const DEFAULT_MTU: usize = 1420;
@@ -131,12 +132,35 @@ pub enum RxError {
     UnknownIndex,
     #[error("expired or replaced session")]
     StaleSession,
-    #[error("authentication failed or replayed counter")]
+    #[error("authentication failed")]
     Decrypt,
+    #[error("replayed or too old counter")]
+    Replayed,
     #[error("inner packet is not IP or has an inconsistent length")]
     BadInnerPacket,
     #[error("inner source address is not allowed for this peer")]
     SourceNotAllowed,
+}
+
+impl RxError {
+    /// The counter this drop goes to.
+    pub fn counter(self) -> Counter {
+        match self {
+            RxError::Malformed => Counter::DropBadMessage,
+            RxError::UnknownIndex => Counter::DropUnknownIndex,
+            RxError::StaleSession => Counter::DropStaleSession,
+            RxError::Decrypt => Counter::DropDecrypt,
+            RxError::Replayed => Counter::DropReplayedCounter,
+            RxError::BadInnerPacket => Counter::DropMalformedInner,
+            RxError::SourceNotAllowed => Counter::DropSourceNotAllowed,
+        }
+    }
+
+    /// The drop still wants counting by the caller: it belongs to no peer. Drops of a known
+    /// peer's datagrams are counted in that peer by [`Interface::receive_transport`].
+    pub fn is_device_drop(self) -> bool {
+        !self.counter().is_peer()
+    }
 }
 
 /// A decrypted transport message, ready for the TUN.
@@ -151,14 +175,6 @@ pub struct TransportRx {
     /// The peer's endpoint, timers, key confirmation and counters were updated all the
     /// same, as the kernel and wireguard-go do, so `outcome` still wants acting on.
     pub dropped: Option<RxError>,
-}
-
-/// Drop counters for the whole interface.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub rx_dropped: AtomicU64,
-    pub cookies_sent: AtomicU64,
-    pub handshakes_rejected: AtomicU64,
 }
 
 /// What `get` reports about one peer.
@@ -182,7 +198,11 @@ pub struct Interface {
     limiter: RateLimiter,
     mtu: AtomicUsize,
     timing: RwLock<Timing>,
-    pub counters: Counters,
+    /// Device counters of the handshake path (see [`crate::counters`]): the thread that
+    /// handles handshakes is the one that writes them.
+    pub counters: CounterSet,
+    /// What removed peers had counted, so device totals never go down.
+    retired: Mutex<PeerCounts>,
 }
 
 impl Interface {
@@ -198,7 +218,8 @@ impl Interface {
             limiter: RateLimiter::new(),
             mtu: AtomicUsize::new(DEFAULT_MTU),
             timing: RwLock::new(Timing::default()),
-            counters: Counters::default(),
+            counters: CounterSet::default(),
+            retired: Mutex::new(PeerCounts::default()),
         }
     }
 
@@ -299,7 +320,9 @@ impl Interface {
             table: &self.indices,
             peer: &peer,
         };
-        peer.lock().shutdown(&mut reg);
+        let mut p = peer.lock();
+        p.shutdown(&mut reg);
+        self.retired.lock().merge(&p.stats().counts);
         true
     }
 
@@ -366,6 +389,18 @@ impl Interface {
             stats: p.stats(),
             allowed_ips: self.allowed_ips(peer),
         }
+    }
+
+    /// Every counter of the core: the handshake path's, every peer's and the removed
+    /// peers'. The device adds its threads' own sets.
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        counts.add_set(&self.counters);
+        counts.add_peer(&self.retired.lock());
+        for peer in self.peer_list() {
+            counts.add_peer(&peer.lock().stats().counts);
+        }
+        counts
     }
 
     // ------------------------------------------------------------ plumbing
@@ -476,8 +511,10 @@ impl Interface {
         keypair: &Keypair,
         now: Instant,
         bytes: u64,
+        packets: u64,
     ) -> bool {
-        peer.lock().after_transport_sent(keypair, now, bytes, true)
+        peer.lock()
+            .after_transport_sent(keypair, now, bytes, packets, 0)
     }
 
     /// Sends the peer's staged packets, or starts a handshake if there is no session.
@@ -530,11 +567,25 @@ impl Interface {
             _ => return Err(RxError::Malformed),
         };
         let (peer, keypair) = self.keypair_for_index(index).ok_or(RxError::UnknownIndex)?;
-        if !peer.lock().accepts_keypair(&keypair, env.now) {
-            return Err(RxError::StaleSession);
+        {
+            let mut p = peer.lock();
+            if !p.accepts_keypair(&keypair, env.now) {
+                p.count(Counter::DropStaleSession);
+                return Err(RxError::StaleSession);
+            }
         }
         let wire_len = datagram.len() as u64;
-        let padded_len = keypair.open(datagram).map_err(|_| RxError::Decrypt)?.len();
+        let padded_len = match keypair.open(datagram) {
+            Ok(inner) => inner.len(),
+            Err(e) => {
+                let error = match e {
+                    SessionError::Replay => RxError::Replayed,
+                    _ => RxError::Decrypt,
+                };
+                peer.lock().count(error.counter());
+                return Err(error);
+            }
+        };
         let inner = datagram
             .get(wire::TRANSPORT_HEADER_LEN..wire::TRANSPORT_HEADER_LEN + padded_len)
             .ok_or(RxError::Malformed)?;
@@ -555,6 +606,9 @@ impl Interface {
         let outcome =
             p.after_transport_received(&keypair, src, env, wire_len, carried_data, &mut reg);
         p.set_source(local);
+        if let Some(e) = dropped {
+            p.count(e.counter());
+        }
         drop(p);
         Ok(TransportRx {
             peer,
@@ -601,11 +655,11 @@ impl Interface {
         env: Env,
     ) -> Vec<Datagram> {
         match self.try_handshake(datagram, src, local, under_load, env) {
-            Some(out) => out,
-            None => {
-                self.counters
-                    .handshakes_rejected
-                    .fetch_add(1, Ordering::Relaxed);
+            Ok(out) => out,
+            Err(Refused(counter)) => {
+                if !counter.is_peer() {
+                    self.counters.add(counter, 1);
+                }
                 Vec::new()
             }
         }
@@ -618,34 +672,42 @@ impl Interface {
         at: Option<LocalSource>,
         under_load: bool,
         env: Env,
-    ) -> Option<Vec<Datagram>> {
-        let message = wire::parse(datagram).ok()?;
+    ) -> Result<Vec<Datagram>, Refused> {
+        use Counter::*;
+        let message = wire::parse(datagram).map_err(|_| Refused(DropBadMessage))?;
         let sender_index = match &message {
             Message::Initiation(m) => m.sender_index(),
             Message::Response(m) => m.sender_index(),
             Message::CookieReply(reply) => {
-                let entry = self.indices.read().get(reply.receiver_index())?.clone();
+                let entry = self
+                    .indices
+                    .read()
+                    .get(reply.receiver_index())
+                    .cloned()
+                    .ok_or(Refused(DropUnexpectedHandshake))?;
                 entry
                     .peer()
                     .lock()
                     .consume_cookie_reply(reply, env.now)
-                    .ok()?;
-                return Some(Vec::new());
+                    .map_err(Refused::handshake)?;
+                return Ok(Vec::new());
             }
-            Message::Transport(_) => return None,
+            Message::Transport(_) => return Err(Refused(DropBadMessage)),
         };
         {
             let mut cookie = self.cookie.lock();
-            let checker = cookie.as_mut()?;
+            let checker = cookie.as_mut().ok_or(Refused(DropNoPrivateKey))?;
             match check_macs(checker, datagram, src, under_load, env.now) {
-                MacVerdict::Reject => return None,
+                MacVerdict::Reject => return Err(Refused(DropInvalidMac1)),
                 MacVerdict::SendCookie => {
                     let mut guard = self.rng.lock();
                     let mut rng: &mut dyn CryptoRngCore = &mut **guard;
                     let reply =
                         checker.create_reply(datagram, sender_index, src, env.now, &mut rng);
-                    self.counters.cookies_sent.fetch_add(1, Ordering::Relaxed);
-                    return Some(vec![Datagram {
+                    // The message itself is dropped; the reply is what it gets instead.
+                    self.counters.add(CookieReplySent, 1);
+                    self.counters.add(DropCookieRequired, 1);
+                    return Ok(vec![Datagram {
                         dst: src,
                         src: at,
                         data: reply.to_vec(),
@@ -655,41 +717,50 @@ impl Interface {
             }
         }
         if under_load && !self.limiter.allow(src.ip(), env.now) {
-            return None;
+            return Err(Refused(DropRateLimited));
         }
+        let local = self.local.read().clone().ok_or(Refused(DropNoPrivateKey))?;
         match message {
             // The X25519 work of both messages runs between two short holds of the
             // peer's lock: the first checks that it is worth doing, the second (which
             // checks everything again) installs the result.
             Message::Initiation(msg) => {
-                let local = self.local.read().clone()?;
-                let opened = open_initiation(&local, &msg).ok()?;
-                let peer = self.peer(opened.remote_static())?;
-                if !peer.lock().would_accept(&opened, env.now) {
-                    return None;
-                }
+                let opened = open_initiation(&local, &msg).map_err(Refused::handshake)?;
+                let peer = self
+                    .peer(opened.remote_static())
+                    .ok_or(Refused(DropUnknownPeer))?;
+                let verdict = peer.lock().would_accept(&opened, env.now);
+                verdict.map_err(|e| Refused::of_peer(&peer, e))?;
                 let private = PrivateKey::generate(&mut &mut **self.rng.lock());
-                let prepared = ResponseEphemeral::new(private, &opened).ok()?;
-                self.with_ctx(&peer, env, |p, ctx| {
-                    p.respond(opened, prepared, src, at, ctx).ok()
-                })
-                .flatten()
-                .map(|d| vec![d])
+                let prepared =
+                    ResponseEphemeral::new(private, &opened).map_err(Refused::handshake)?;
+                let answered = self
+                    .with_ctx(&peer, env, |p, ctx| {
+                        p.respond(opened, prepared, src, at, ctx)
+                    })
+                    .ok_or(Refused(DropNoPrivateKey))?;
+                answered
+                    .map(|d| vec![d])
+                    .map_err(|e| Refused::of_peer(&peer, e))
             }
             Message::Response(msg) => {
-                let entry = self.indices.read().get(msg.receiver_index())?.clone();
-                let IndexEntry::Handshake(peer) = entry else {
-                    return None;
+                let entry = self.indices.read().get(msg.receiver_index()).cloned();
+                let Some(IndexEntry::Handshake(peer)) = entry else {
+                    return Err(Refused(DropUnexpectedHandshake));
                 };
-                let local = self.local.read().clone()?;
-                let ephemeral = peer.lock().pending_ephemeral(msg.receiver_index())?;
-                let agreement = ResponseAgreement::compute(&local, ephemeral, &msg).ok()?;
+                let ephemeral = peer
+                    .lock()
+                    .pending_ephemeral(msg.receiver_index())
+                    .ok_or(Refused(DropUnexpectedHandshake))?;
+                let agreement = ResponseAgreement::compute(&local, ephemeral, &msg)
+                    .map_err(Refused::handshake)?;
                 self.with_ctx(&peer, env, |p, ctx| {
-                    p.consume_response(&msg, agreement, src, at, ctx).ok()
+                    p.consume_response(&msg, agreement, src, at, ctx)
                 })
-                .flatten()
+                .ok_or(Refused(DropNoPrivateKey))?
+                .map_err(Refused::handshake)
             }
-            _ => None,
+            Message::CookieReply(_) | Message::Transport(_) => Err(Refused(DropBadMessage)),
         }
     }
 
@@ -730,6 +801,38 @@ impl Interface {
             .iter()
             .filter_map(|p| p.lock().next_deadline())
             .min()
+    }
+}
+
+/// Why a handshake message was dropped: the counter it goes to. A peer counter has been
+/// counted in its peer already.
+struct Refused(Counter);
+
+impl Refused {
+    /// A failed handshake step that belongs to no peer's counters.
+    fn handshake(e: HandshakeError) -> Refused {
+        Refused(match e {
+            HandshakeError::UnexpectedResponse
+            | HandshakeError::UnexpectedCookie
+            | HandshakeError::StalePrecomputation
+            | HandshakeError::WrongPeer
+            | HandshakeError::Replay
+            | HandshakeError::Flood => Counter::DropUnexpectedHandshake,
+            HandshakeError::InvalidPeerKey
+            | HandshakeError::InvalidEphemeral
+            | HandshakeError::Decrypt => Counter::DropHandshakeDecrypt,
+        })
+    }
+
+    /// An initiation from a known peer refused for its freshness: counted in that peer.
+    fn of_peer(peer: &PeerRef, e: HandshakeError) -> Refused {
+        let counter = match e {
+            HandshakeError::Replay => Counter::DropReplayedTimestamp,
+            HandshakeError::Flood => Counter::DropInitiationFlood,
+            other => return Refused::handshake(other),
+        };
+        peer.lock().count(counter);
+        Refused(counter)
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod allowed_ips;
 pub mod constants;
 pub mod cookie;
+pub mod counters;
 pub mod crypto;
 pub mod icmp;
 pub mod index;

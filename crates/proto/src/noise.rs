@@ -610,8 +610,12 @@ impl Handshake {
 
     /// Whether [`accept_initiation`](Self::accept_initiation) would accept `opened` now;
     /// changes nothing and costs no X25519.
-    pub fn would_accept_initiation(&self, opened: &OpenedInitiation, now: Instant) -> bool {
-        self.check_initiation(opened, now).is_ok()
+    pub fn would_accept_initiation(
+        &self,
+        opened: &OpenedInitiation,
+        now: Instant,
+    ) -> Result<(), HandshakeError> {
+        self.check_initiation(opened, now).map(|_| ())
     }
 
     /// Authenticates `opened` and checks its freshness; returns the chaining key and the

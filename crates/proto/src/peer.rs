@@ -7,6 +7,7 @@
 //! datagrams to send, and time, randomness and index allocation are handed in.
 
 use crate::constants::*;
+use crate::counters::{Counter, PeerCounts};
 use crate::keys::PrivateKey;
 use crate::keys::{PresharedKey, PublicKey};
 use crate::noise::{
@@ -86,12 +87,13 @@ impl Keypairs {
     }
 }
 
-/// Counters a user sees in `wg show`.
+/// Counters a user sees in `wg show`, and the peer's own counters by reason.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PeerStats {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub last_handshake: Option<WallTime>,
+    pub counts: PeerCounts,
 }
 
 pub struct Peer {
@@ -108,8 +110,6 @@ pub struct Peer {
     staged: VecDeque<Vec<u8>>,
     stats: PeerStats,
     mtu: usize,
-    /// Packets dropped because the staged queue was full.
-    pub staged_dropped: u64,
 }
 
 fn is_fresh(keypair: &Keypair, now: Instant, timing: &Timing) -> bool {
@@ -135,7 +135,6 @@ impl Peer {
             staged: VecDeque::new(),
             stats: PeerStats::default(),
             mtu,
-            staged_dropped: 0,
         }
     }
 
@@ -291,25 +290,40 @@ impl Peer {
         self.usable_current(now).map(|kp| (kp.clone(), endpoint))
     }
 
+    /// Counts one event of this peer (see [`crate::counters`]).
+    pub fn count(&mut self, counter: Counter) {
+        self.stats.counts.add(counter, 1);
+    }
+
     /// Queues a packet until a session exists; the oldest is dropped past the limit.
     pub fn stage(&mut self, packet: &[u8]) {
         if self.staged.len() >= MAX_STAGED_PACKETS {
             self.staged.pop_front();
-            self.staged_dropped += 1;
+            self.count(Counter::DropStagedOverflow);
         }
+        self.count(if self.endpoint.is_none() {
+            Counter::StagedNoEndpoint
+        } else {
+            Counter::StagedNoSession
+        });
         self.staged.push_back(packet.to_vec());
     }
 
-    /// Bookkeeping after transport messages went out on `keypair`. Returns true when a
-    /// handshake should start to keep the key fresh.
+    /// Bookkeeping after transport messages went out on `keypair`: `packets` datagrams of
+    /// `wire_bytes` in all, `keepalives` of them empty. Returns true when a handshake should
+    /// start to keep the key fresh.
     pub fn after_transport_sent(
         &mut self,
         keypair: &Keypair,
         now: Instant,
         wire_bytes: u64,
-        carried_data: bool,
+        packets: u64,
+        keepalives: u64,
     ) -> bool {
+        let carried_data = packets > keepalives;
         self.stats.tx_bytes += wire_bytes;
+        self.stats.counts.add(Counter::TxPackets, packets);
+        self.stats.counts.add(Counter::TxKeepalive, keepalives);
         self.timers.any_authenticated_packet_traversal(now);
         self.timers.any_authenticated_packet_sent();
         if carried_data {
@@ -343,6 +357,10 @@ impl Peer {
         let Env { now, wall } = env;
         let mut outcome = ReceiveOutcome::default();
         self.stats.rx_bytes += wire_bytes;
+        self.count(Counter::RxPackets);
+        if !carried_data {
+            self.count(Counter::RxKeepalive);
+        }
         self.endpoint = Some(src);
         if self
             .keypairs
@@ -358,6 +376,7 @@ impl Peer {
             self.keypairs.current = self.keypairs.next.take();
             self.timers.handshake_complete();
             self.stats.last_handshake = Some(wall);
+            self.count(Counter::CompletedResponder);
             outcome.confirmed_session = true;
             tracing::info!(peer = %self.short_key(), "session confirmed (we responded)");
         }
@@ -401,12 +420,12 @@ impl Peer {
         };
         let mut out = Vec::with_capacity(self.staged.len());
         let mut bytes = 0u64;
-        let mut carried_data = false;
+        let mut keepalives = 0u64;
         while let Some(packet) = self.staged.pop_front() {
             match self.seal_owned(&keypair, &packet) {
                 Some(data) => {
                     bytes += data.len() as u64;
-                    carried_data |= !packet.is_empty();
+                    keepalives += u64::from(packet.is_empty());
                     out.push(Datagram {
                         dst,
                         src: self.source,
@@ -421,7 +440,10 @@ impl Peer {
                 }
             }
         }
-        if !out.is_empty() && self.after_transport_sent(&keypair, ctx.now, bytes, carried_data) {
+        let packets = out.len() as u64;
+        if !out.is_empty()
+            && self.after_transport_sent(&keypair, ctx.now, bytes, packets, keepalives)
+        {
             out.extend(self.initiate(ctx, false));
         }
         out
@@ -449,6 +471,7 @@ impl Peer {
         }) {
             return None;
         }
+        let renewing = self.keypairs.current.is_some();
         let hs = self.handshake.as_mut()?;
         if let Some(old) = hs.pending_initiation_index() {
             ctx.indices.release(old);
@@ -474,6 +497,12 @@ impl Peer {
         self.timers.handshake_initiated(ctx.now);
         let dst = self.endpoint?;
         self.stats.tx_bytes += msg.len() as u64;
+        self.count(Counter::InitiationSent);
+        if is_retry {
+            self.count(Counter::HandshakeRetry);
+        } else if renewing {
+            self.count(Counter::Rekey);
+        }
         Some(Datagram {
             dst,
             src: self.source,
@@ -483,10 +512,15 @@ impl Peer {
 
     /// True if an initiation `open_initiation` attributed to this peer would be accepted
     /// now: the check to make before spending X25519 work on answering it.
-    pub fn would_accept(&self, opened: &OpenedInitiation, now: Instant) -> bool {
+    pub fn would_accept(
+        &self,
+        opened: &OpenedInitiation,
+        now: Instant,
+    ) -> Result<(), HandshakeError> {
         self.handshake
             .as_ref()
-            .is_some_and(|hs| hs.would_accept_initiation(opened, now))
+            .ok_or(HandshakeError::InvalidPeerKey)?
+            .would_accept_initiation(opened, now)
     }
 
     /// A copy of the pending initiation's ephemeral key, if `local_index` names it: the
@@ -529,6 +563,8 @@ impl Peer {
         self.timers.any_authenticated_packet_traversal(ctx.now);
         self.timers.any_authenticated_packet_sent();
         self.stats.tx_bytes += msg.len() as u64;
+        self.count(Counter::RxInitiation);
+        self.count(Counter::ResponseSent);
         Ok(Datagram {
             dst: src,
             src: local,
@@ -560,6 +596,8 @@ impl Peer {
         self.install_session(keys, ctx);
         self.timers.handshake_complete();
         self.stats.last_handshake = Some(ctx.wall);
+        self.count(Counter::RxResponse);
+        self.count(Counter::CompletedInitiator);
         Ok(self.send_keepalive(ctx))
     }
 
@@ -572,7 +610,9 @@ impl Peer {
             .handshake
             .as_mut()
             .ok_or(HandshakeError::InvalidPeerKey)?;
-        hs.consume_cookie_reply(msg, now)
+        hs.consume_cookie_reply(msg, now)?;
+        self.count(Counter::CookieReplyReceived);
+        Ok(())
     }
 
     /// Places a freshly derived session in its slot (docs/PROTOCOL.md §5 "Keypair slots").
@@ -614,6 +654,9 @@ impl Peer {
                             MAX_TIMER_HANDSHAKES + 2
                         );
                         self.timers.handshake_given_up(ctx.now);
+                        self.count(Counter::HandshakeGiveUp);
+                        let given_up = self.staged.len() as u64;
+                        self.stats.counts.add(Counter::DropStagedGiveUp, given_up);
                         self.staged.clear();
                     } else {
                         self.timers.handshake_attempts += 1;
@@ -628,6 +671,7 @@ impl Peer {
                 TimerEvent::ZeroKeyMaterial => {
                     tracing::debug!(peer = %self.short_key(), "erasing old key material");
                     self.zero_key_material(ctx.indices);
+                    self.count(Counter::KeysZeroed);
                 }
                 TimerEvent::PersistentKeepalive => out.extend(self.send_keepalive(ctx)),
             }

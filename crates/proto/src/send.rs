@@ -103,6 +103,7 @@ struct Run {
     dst: SocketAddr,
     src: Option<LocalSource>,
     bytes: u64,
+    packets: u64,
 }
 
 /// One batch of packets from the TUN on its way through the send path; made by
@@ -142,11 +143,13 @@ impl<'a> SendBatch<'a> {
                     dst,
                     src,
                     bytes: 0,
+                    packets: 0,
                 });
         }
         let planned = self.run.as_mut().and_then(|r| {
             let sealing = Sealing::new(&r.keypair, packet.len(), self.mtu)?;
             r.bytes += sealing.datagram_len() as u64;
+            r.packets += 1;
             Some(Planned::Send {
                 dst: r.dst,
                 src: r.src,
@@ -176,9 +179,13 @@ impl<'a> SendBatch<'a> {
         if run.bytes == 0 {
             return;
         }
-        let rekey =
-            self.iface
-                .after_transport_sent(&run.peer, &run.keypair, self.env.now, run.bytes);
+        let rekey = self.iface.after_transport_sent(
+            &run.peer,
+            &run.keypair,
+            self.env.now,
+            run.bytes,
+            run.packets,
+        );
         if rekey && !self.actions.initiate.contains(&run.peer) {
             self.actions.initiate.push(run.peer);
         }

@@ -6,6 +6,7 @@
 mod common_net;
 
 use common_net::Net;
+use ferrotun_proto::counters::Counter;
 use ferrotun_proto::interface::RxError;
 use ferrotun_proto::wire::{self, Message};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -59,8 +60,13 @@ fn the_endpoint_and_counters_follow_an_authentic_packet_whose_inner_source_is_dr
             .iface
             .receive_transport(&mut again, moved, net.env())
             .err(),
-        Some(RxError::Decrypt)
+        Some(RxError::Replayed)
     );
+    // Both drops are counted in the peer, each under its own reason.
+    let counts = net.nodes[1].iface.snapshot(&peer_a).stats.counts;
+    assert_eq!(counts.get(Counter::DropSourceNotAllowed), 1);
+    assert_eq!(counts.get(Counter::DropReplayedCounter), 1);
+    assert_eq!(counts.get(Counter::DropDecrypt), 0);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! and the daemon's own user are served, whatever the file's mode says.
 
 use super::apply::{apply, status};
+use crate::stats::wire::format_reply;
+use crate::stats::Stats;
 use crate::uapi::format::{format_errno, format_get_reply};
 use crate::uapi::framing::read_message;
 use crate::uapi::parse::parse_set;
@@ -120,6 +122,14 @@ fn handle_connection(stream: UnixStream, device: &Device, apply_lock: &Mutex<()>
                 let mut blank = String::new();
                 match reader.by_ref().take(2).read_line(&mut blank) {
                     Ok(_) if blank == "\n" => format_get_reply(&status(device)),
+                    _ => format_errno(EINVAL),
+                }
+            }
+            // ferrotun's own request (see crate::stats::wire); wg never sends it.
+            "stats=1\n" => {
+                let mut blank = String::new();
+                match reader.by_ref().take(2).read_line(&mut blank) {
+                    Ok(_) if blank == "\n" => format_reply(&Stats::from_device(device)),
                     _ => format_errno(EINVAL),
                 }
             }

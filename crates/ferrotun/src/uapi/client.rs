@@ -139,6 +139,12 @@ impl Client {
         })
     }
 
+    /// Sends one request and returns the reply as read up to its blank line (for requests
+    /// other than `get` and `set`, such as ferrotun's `stats=1`).
+    pub fn request(&self, iface: &str, request: &str) -> Result<String, ClientError> {
+        self.exchange(iface, request)
+    }
+
     pub fn get(&self, iface: &str) -> Result<InterfaceStatus, ClientError> {
         let reply = self.exchange(iface, "get=1\n\n")?;
         Ok(parse_get_reply(&reply)?)

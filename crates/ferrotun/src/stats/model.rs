@@ -1,0 +1,97 @@
+//! The counters of one interface and of each of its peers, keyed by the core's stable
+//! counter keys (`family` or `family.label`, see `ferrotun_proto::counters`).
+
+use ferrotun_device::Device;
+use ferrotun_proto::counters::{Counter, Counts};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One interface's counters at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub interface: String,
+    pub listen_port: u16,
+    /// Device totals: every counter, peers' included (removed peers' too).
+    pub counters: BTreeMap<String, u64>,
+    /// Sorted by public key.
+    pub peers: Vec<PeerStats>,
+}
+
+/// One peer's counters; the transfer and handshake fields are the ones `wg show` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStats {
+    /// Base64, as `wg` prints it.
+    pub public_key: String,
+    pub endpoint: Option<String>,
+    pub allowed_ips: Vec<String>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Seconds since the Unix epoch of the latest handshake, if there was one.
+    pub last_handshake: Option<u64>,
+    /// The peer's own counters (only those kept per peer).
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Reads the device's counters now. Takes each peer's lock briefly, one at a time.
+    pub fn from_device(device: &Device) -> Stats {
+        let iface = device.interface();
+        let mut peers: Vec<PeerStats> = iface
+            .peer_list()
+            .iter()
+            .map(|peer| {
+                let snap = iface.snapshot(peer);
+                let counts = Counts::from(&snap.stats.counts);
+                PeerStats {
+                    public_key: snap.public_key.to_base64(),
+                    endpoint: snap.endpoint.map(|e| e.to_string()),
+                    allowed_ips: snap
+                        .allowed_ips
+                        .iter()
+                        .map(|(addr, cidr)| format!("{addr}/{cidr}"))
+                        .collect(),
+                    rx_bytes: snap.stats.rx_bytes,
+                    tx_bytes: snap.stats.tx_bytes,
+                    last_handshake: snap.stats.last_handshake.map(|w| w.secs),
+                    counters: keyed(&counts, true),
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        Stats {
+            interface: device.name().to_string(),
+            listen_port: device.listen_port(),
+            counters: keyed(&device.counts(), false),
+            peers,
+        }
+    }
+
+    /// A device counter by key; 0 when absent (an older daemon that does not count it).
+    pub fn counter(&self, key: &str) -> u64 {
+        self.counters.get(key).copied().unwrap_or(0)
+    }
+
+    /// The sum of the device's drop counters.
+    pub fn dropped(&self) -> u64 {
+        self.counters
+            .iter()
+            .filter(|(k, _)| Counter::from_key(k).is_some_and(Counter::is_drop))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+impl PeerStats {
+    pub fn counter(&self, key: &str) -> u64 {
+        self.counters.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// Every counter of `counts` by key; `peer_only` keeps just those kept per peer.
+fn keyed(counts: &Counts, peer_only: bool) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .filter(|(c, _)| !peer_only || c.is_peer())
+        .map(|(c, v)| (c.key(), v))
+        .collect()
+}
