@@ -5,8 +5,8 @@
 //! ferrotun top  wg0  port 51820  2 peers   rx 1.21 MiB/s 850 pkt/s   tx 80.12 KiB/s 420 pkt/s   ...
 //! interface drops: received, unknown index 4 (+0/s)
 //!
-//! PEER       ENDPOINT              RX/s         RX pkt/s  TX/s         TX pkt/s  HANDSHAKE   DROPS
-//! AbCdEfGh…  192.168.241.2:51821   1.21 MiB/s   850       80.12 KiB/s  420       12s ago     none
+//! PEER       ENDPOINT             RX/s           RX pkt/s  TX/s           TX pkt/s  HANDSHAKE    DROPS
+//! AbCdEfGh…  192.168.241.2:51821  1.21 MiB/s     850       80.12 KiB/s    420       12s ago      none
 //! ```
 
 use std::time::Duration;
@@ -94,11 +94,12 @@ pub fn frame(sample: &Sample<'_>, width: usize, height: usize) -> Vec<String> {
         .collect()
 }
 
-/// Columns: the key, the endpoint (its width varies), then fixed widths.
+/// Columns: the key, the endpoint (its width varies), then fixed widths; at least two
+/// spaces between any two, so a script reading the screen can split on them.
 fn row(cells: &[&str; 8], endpoint_width: usize) -> String {
     let [key, endpoint, rx, rxp, tx, txp, age, drops] = cells;
     format!(
-        "{key:<10} {endpoint:<endpoint_width$}  {rx:<12} {rxp:<9} {tx:<12} {txp:<9} {age:<12} {drops}"
+        "{key:<9}  {endpoint:<endpoint_width$}  {rx:<13}  {rxp:<8}  {tx:<13}  {txp:<8}  {age:<11}  {drops}"
     )
 }
 
@@ -239,9 +240,9 @@ mod tests {
                 "ferrotun top  wg0  port 51820  2 peers   rx 1.00 MiB/s 100 pkt/s   tx 2.00 MiB/s 100 pkt/s   handshakes 1   drops 6 (+3/s)   (q quits)",
                 "interface drops: received, replayed counter 6 (+3/s)",
                 "",
-                "PEER       ENDPOINT             RX/s         RX pkt/s  TX/s         TX pkt/s  HANDSHAKE    DROPS",
-                "AbCdEfGh…  192.168.241.2:51821  1.00 MiB/s   100       2.00 MiB/s   100       12s ago      replayed_counter 6 (+3/s)",
-                "ZzZzZzZz…  -                    0 B/s        100       0 B/s        100       12s ago      replayed_counter 6 (+3/s)",
+                "PEER       ENDPOINT             RX/s           RX pkt/s  TX/s           TX pkt/s  HANDSHAKE    DROPS",
+                "AbCdEfGh…  192.168.241.2:51821  1.00 MiB/s     100       2.00 MiB/s     100       12s ago      replayed_counter 6 (+3/s)",
+                "ZzZzZzZz…  -                    0 B/s          100       0 B/s          100       12s ago      replayed_counter 6 (+3/s)",
             ]
         );
     }
@@ -261,7 +262,7 @@ mod tests {
         assert_eq!(lines[1], "interface drops: none");
         assert!(lines[4].starts_with("… 2 more peers"), "{lines:?}");
         let wide = frame(&sample, 200, 40);
-        assert!(wide[4].contains("-            -         -"), "{wide:?}");
+        assert!(wide[4].contains("-              -         -"), "{wide:?}");
         assert!(wide[4].ends_with("0s ago       none"), "{wide:?}");
     }
 }
