@@ -209,6 +209,20 @@ fn wireguard_go_keeps_no_counters_and_show_still_works() {
             text(&out)
         );
     }
+    // Every interface: this one is named as keeping no counters, the others still shown.
+    let all = ferrotun(&ns, &["stats"]);
+    assert!(
+        stderr(&all).contains(&format!(
+            "the daemon serving {ifname} does not report counters"
+        )),
+        "{}",
+        text(&all)
+    );
+    assert!(
+        !stdout(&all).contains(&format!("interface: {ifname}\n")),
+        "{}",
+        text(&all)
+    );
     // The connection stats=1 closed did not upset the daemon: show and wg still work.
     let show = ferrotun(&ns, &["show", &ifname]);
     assert!(show.status.success(), "{}", text(&show));
@@ -343,6 +357,24 @@ impl Tmux {
         stdout(&self.run(&["display-message", "-p", "-t", &self.session, &format]))
             .trim()
             .to_string()
+    }
+
+    /// The pid of `ferrotun top`: the child of the pane's shell (`ip netns exec` execs
+    /// bash, which runs top as its one child while it runs).
+    fn top_pid(&self) -> u32 {
+        let pane = self.flag("pane_pid");
+        let children = std::fs::read_to_string(format!("/proc/{pane}/task/{pane}/children"))
+            .unwrap_or_else(|e| panic!("children of the pane's shell {pane}: {e}"));
+        let pids: Vec<u32> = children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let [pid] = pids[..] else {
+            panic!("the pane's shell {pane} runs {pids:?}, not just top");
+        };
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(cmdline.contains("top"), "{pid} is not top: {cmdline:?}");
+        pid
     }
 
     /// Waits (at most `timeout`) for the screen to satisfy `cond`; returns the last screen.
@@ -510,6 +542,22 @@ fn top_shows_rates_in_a_terminal_and_gives_it_back() {
     tmux.keys("q");
     assert_restored(&tmux, 0);
     drop(procs);
+    drop(tmux);
+
+    // SIGTERM (a `kill`, a closing session) gives the terminal back too.
+    let tmux = Tmux::start(&t.a.ns, &top_script(t.a.ifname()));
+    tmux.wait_for(Duration::from_secs(10), "top's screen", |s| {
+        s.contains("ferrotun top  ") && s.contains(&short)
+    });
+    let top_pid = tmux.top_pid();
+    let out = Command::new("kill")
+        .args(["-TERM", &top_pid.to_string()])
+        .output();
+    assert!(
+        out.is_ok_and(|o| o.status.success()),
+        "kill -TERM {top_pid}"
+    );
+    assert_restored(&tmux, 0);
     drop(tmux);
 
     // Ctrl-C (a key in raw mode, not a signal), Q and Esc quit as well.

@@ -190,6 +190,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_only_interface_or_a_name() {
+        let dir = ferrotun_testkit::scratch::TempDir::new("toppick");
+        let client = Client::with_dir(dir.path());
+        let none = pick_interface(&client, None);
+        assert_eq!(none, Err("no WireGuard interface is running".to_string()));
+        // Listening sockets are live daemons to the client; they need not answer.
+        let _a = std::os::unix::net::UnixListener::bind(dir.path().join("wga.sock")).unwrap();
+        assert_eq!(pick_interface(&client, None), Ok("wga".to_string()));
+        let _b = std::os::unix::net::UnixListener::bind(dir.path().join("wgb.sock")).unwrap();
+        let several = pick_interface(&client, None).unwrap_err();
+        assert!(
+            several.starts_with("2 interfaces are running ("),
+            "{several}"
+        );
+        assert!(
+            several.contains("wga") && several.contains("wgb"),
+            "{several}"
+        );
+        assert!(
+            several.ends_with("name one: ferrotun top INTERFACE"),
+            "{several}"
+        );
+        assert_eq!(pick_interface(&client, Some("x")), Ok("x".to_string()));
+    }
+
+    #[test]
     fn quitting_keys() {
         let key = |code, modifiers| KeyEvent::new(code, modifiers);
         assert!(quits(&key(KeyCode::Char('q'), KeyModifiers::NONE)));
