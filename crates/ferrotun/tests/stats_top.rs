@@ -579,14 +579,13 @@ fn top_says_when_the_daemon_goes_away() {
     require_tool("tmux");
     let ns = Netns::new("stq");
     let ifname = unique_name("stqf");
-    let mut daemon = Impl::Ferrotun.start(&ns, &ifname);
+    let daemon = Impl::Ferrotun.start(&ns, &ifname);
     let tmux = Tmux::start(&ns, &top_script(&ifname));
     tmux.wait_for(Duration::from_secs(10), "top's screen", |s| {
         s.contains("ferrotun top  ")
     });
-    let _ = daemon.child.kill();
-    let _ = daemon.child.wait();
-    let _ = std::fs::remove_file(common::netns::socket_path(&ifname));
+    // The daemon's guard stops it (SIGTERM, then SIGKILL) and removes its socket.
+    drop(daemon);
     let screen = assert_restored(&tmux, 1);
     assert!(
         screen.contains(&format!(

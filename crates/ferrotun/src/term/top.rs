@@ -15,7 +15,7 @@ use crossterm::{cursor, queue, style, terminal};
 use super::screen::{frame, Sample};
 use super::stats_cmd::fetch_message;
 use super::terminal::Terminal;
-use crate::stats::{fetch, Stats};
+use crate::stats::{fetch, FetchError, Stats};
 use crate::uapi::Client;
 
 /// How often the screen is redrawn with new readings.
@@ -132,12 +132,14 @@ fn watch(client: &Client, name: &str, first: Stats, terminal: &Terminal) -> Ende
                 read_at = now;
                 before = Some(std::mem::replace(&mut after, next));
             }
-            Err(e) => {
+            // The socket gone or dead: the daemon stopped.
+            Err(e @ FetchError::Client(_)) => {
                 return Ended::Failed(format!(
                     "the daemon serving {name} went away: {}",
                     fetch_message(&e, None)
                 ))
             }
+            Err(e) => return Ended::Failed(fetch_message(&e, None)),
         }
     }
 }
