@@ -15,6 +15,7 @@ pub mod mesh;
 pub mod netlink;
 pub mod quick;
 pub mod stats;
+pub mod term;
 pub mod uapi;
 
 /// Top-level dispatch by program name: `wg` and `wg-quick` are those tools, with their

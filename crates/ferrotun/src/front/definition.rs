@@ -39,6 +39,10 @@ pub fn groups() -> Vec<Group> {
             commands: vec![(Kind::Daemon, daemon())],
         },
         Group {
+            heading: "Inside a running ferrotun interface",
+            commands: vec![(Kind::Stats, stats()), (Kind::Top, top())],
+        },
+        Group {
             heading: "A mesh across hosts, its state in etcd",
             commands: vec![(Kind::Mesh, crate::mesh::command())],
         },
@@ -106,6 +110,8 @@ pub enum Kind {
     Wg,
     Quick,
     Daemon,
+    Stats,
+    Top,
     Mesh,
     Demo,
     Completions,
@@ -355,4 +361,64 @@ fn help() -> Command {
 
 fn version() -> Command {
     Command::new("version").about("Prints the version")
+}
+
+/// The interface `stats` and `top` read.
+fn watched_interface(when_absent: &'static str) -> Arg {
+    Arg::new("interface")
+        .value_name("INTERFACE")
+        .help(when_absent)
+}
+
+fn stats() -> Command {
+    Command::new("stats")
+        .about("Prints an interface's counters: transfer, packets, handshakes, drops by reason")
+        .long_about(
+            "Prints what a running ferrotun interface counts: its listen port, packets each \
+             way, handshakes, and every kind of dropped packet that happened, by reason; then \
+             per peer its endpoint, allowed IPs, transfer, latest handshake, packets and \
+             drops. Without INTERFACE, every interface, as `show' lists them. The counters \
+             come from the daemon's configuration socket; a daemon that keeps none \
+             (wireguard-go) is reported as such, with status 1.",
+        )
+        .override_usage(format!("{NAME} stats [INTERFACE] [--json]"))
+        .arg(watched_interface(
+            "The interface to read; every interface when left out",
+        ))
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Print JSON instead: one object for INTERFACE, an array of them without \
+                     (keys: interface, listen_port, counters, peers)",
+                ),
+        )
+        .after_help(
+            "JSON: {\"interface\", \"listen_port\", \"counters\": {KEY: N}, \"peers\": \
+             [{\"public_key\", \"endpoint\", \"allowed_ips\", \"rx_bytes\", \"tx_bytes\", \
+             \"last_handshake\" (Unix seconds or null), \"counters\"}]}. Counter keys are \
+             `family' or `family.label', e.g. received_packets, \
+             received_dropped.decrypt_failed.",
+        )
+}
+
+fn top() -> Command {
+    Command::new("top")
+        .about("A live per-peer view of an interface: rates each way, handshake age, drops")
+        .long_about(
+            "Shows a running ferrotun interface's peers, redrawn every second: endpoint, \
+             bytes and packets per second each way, the latest handshake's age and the \
+             drops by reason, under a line with the interface's totals. Without INTERFACE, \
+             the only one running (with several, name one). Needs a terminal; for scripts \
+             use `stats --json'.",
+        )
+        .override_usage(format!("{NAME} top [INTERFACE]"))
+        .arg(watched_interface(
+            "The interface to watch; the only one running when left out",
+        ))
+        .after_help(
+            "Keys: q, Esc or Ctrl-C quit. Exit status 0 when quit, 1 when the daemon went \
+             away or could not be read.",
+        )
 }

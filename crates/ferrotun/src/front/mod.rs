@@ -65,6 +65,23 @@ pub fn main(args: &[String]) -> i32 {
             }
             Err(code) => code,
         },
+        Some(Kind::Stats) => match parse(first, rest) {
+            Ok(m) => crate::term::stats(
+                &crate::uapi::Client::new(),
+                &crate::term::StatsOptions {
+                    interface: m.get_one::<String>("interface").cloned(),
+                    json: m.get_flag("json"),
+                },
+            ),
+            Err(code) => code,
+        },
+        Some(Kind::Top) => match parse(first, rest) {
+            Ok(m) => crate::term::top(
+                &crate::uapi::Client::new(),
+                m.get_one::<String>("interface").map(String::as_str),
+            ),
+            Err(code) => code,
+        },
         // The mesh parses its own words with the same definition (mesh/options.rs).
         Some(Kind::Mesh) => crate::mesh::main(rest),
         Some(Kind::Demo) => match parse(first, rest) {
