@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 pub const DAEMON_OUTER: &str = "192.168.243.1";
 pub const TESTER_OUTER: &str = "192.168.243.2";
+pub const OUTER_SUBNET: &str = "192.168.243.0/24";
 pub const DAEMON_PORT: u16 = 51820;
 pub const TESTER_PORT: u16 = 40000;
 /// The daemon's interface address; the /24 is routed into its TUN.
