@@ -108,6 +108,18 @@ fn a_session_as_responder_is_counted_without_drops() {
         assert_eq!(moved(&before, &after, key), n, "{key}\n{}", lab.log());
         assert_eq!(after.peers[0].counter(key), n, "peer's {key}");
     }
+    // Persistent keepalives every second go out as keepalives, still without a drop.
+    lab.set(&format!(
+        "public_key={}\npersistent_keepalive_interval=1\n",
+        hex(&tester.public)
+    ));
+    wait_moved(&lab, &after, "sent_keepalives", 2);
+    let kept = assert_drops(&lab, &before, &[]);
+    assert_eq!(
+        moved(&after, &kept, "sent_keepalives"),
+        moved(&after, &kept, "sent_packets")
+    );
+    tester.drain();
 }
 
 /// The daemon initiates, sends data for a while and then nothing: with timers compressed
