@@ -54,22 +54,33 @@ fn heading(family: Family) -> &'static str {
     }
 }
 
+/// One family's drops in a summary: the total and each reason's share.
+struct Group {
+    family: Family,
+    total: u64,
+    reasons: Vec<(u64, &'static str)>,
+}
+
 /// The summary line for what the drop counters did between `before` and `after`, `None`
 /// when none moved. Within a family the reasons go largest first.
 pub fn summary(before: &Counts, after: &Counts, elapsed: Duration) -> Option<String> {
-    let mut groups: Vec<(Family, u64, Vec<(u64, &'static str)>)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for c in Counter::ALL.iter().copied().filter(|c| c.is_drop()) {
         let moved = after.get(c).wrapping_sub(before.get(c));
         if moved == 0 {
             continue;
         }
-        let label = c.label().unwrap_or("other");
-        match groups.iter_mut().find(|(f, _, _)| *f == c.family()) {
-            Some((_, total, reasons)) => {
-                *total += moved;
-                reasons.push((moved, label));
+        let reason = (moved, c.label().unwrap_or("other"));
+        match groups.iter_mut().find(|g| g.family == c.family()) {
+            Some(g) => {
+                g.total += moved;
+                g.reasons.push(reason);
             }
-            None => groups.push((c.family(), moved, vec![(moved, label)])),
+            None => groups.push(Group {
+                family: c.family(),
+                total: moved,
+                reasons: vec![reason],
+            }),
         }
     }
     if groups.is_empty() {
@@ -77,10 +88,10 @@ pub fn summary(before: &Counts, after: &Counts, elapsed: Duration) -> Option<Str
     }
     let parts: Vec<String> = groups
         .into_iter()
-        .map(|(family, total, mut reasons)| {
-            reasons.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-            let reasons: Vec<String> = reasons.iter().map(|(n, l)| format!("{l} {n}")).collect();
-            format!("{total} {} ({})", heading(family), reasons.join(", "))
+        .map(|mut g| {
+            g.reasons.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+            let reasons: Vec<String> = g.reasons.iter().map(|(n, l)| format!("{l} {n}")).collect();
+            format!("{} {} ({})", g.total, heading(g.family), reasons.join(", "))
         })
         .collect();
     Some(format!(
