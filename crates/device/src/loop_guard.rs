@@ -4,7 +4,7 @@
 //! in through the TUN, is sealed again (larger, and once over the MTU, fragmented into
 //! two) and goes round forever. The kernel's WireGuard ends such a loop within a few
 //! rounds; here our own datagrams are recognised on their first return and dropped
-//! (counted in `DataCounters::tun_looped`), and the loop is reported once.
+//! (counted as `sent_dropped.routing_loop`), and the loop is reported once.
 //!
 //! Not caught: a cycle through two or more peers (each one's endpoint inside the other's
 //! allowed IPs) or through two interfaces: each datagram there is addressed to another

@@ -38,27 +38,22 @@ impl Unreachable {
     }
 
     /// Writes the error for `packet` (read from the TUN, routed to no peer) to `tun`, if
-    /// the packet deserves one and the rate limit allows. True when one was written.
-    pub fn answer(&self, packet: &[u8], tun: &TunQueue, now: Instant) -> bool {
+    /// the packet deserves one and the rate limit allows. True when one was written; a
+    /// failed write is returned for counting (never logged: it would be a line per packet).
+    pub fn answer(&self, packet: &[u8], tun: &TunQueue, now: Instant) -> std::io::Result<bool> {
         let Some(src) = self.source_for(packet, now) else {
-            return false;
+            return Ok(false);
         };
         let mut out = [0u8; VNET_HDR_LEN + icmp::ERROR_MAX];
         // With offloads the TUN takes a virtio-net header first: all zero, a plain packet.
         let hdr = tun.hdr_len();
         let Ok(len) = icmp::unreachable(packet, src, &mut out[hdr..]) else {
-            return false;
+            return Ok(false);
         };
         if !self.bucket.lock().allow(now) {
-            return false;
+            return Ok(false);
         }
-        match tun.write(&out[..hdr + len]) {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::debug!("cannot write an ICMP error to the TUN: {e}");
-                false
-            }
-        }
+        tun.write(&out[..hdr + len]).map(|_| true)
     }
 
     /// The error's source address.

@@ -304,8 +304,10 @@ impl Worker {
     }
 
     fn answer_unreachable(&self, packet: &[u8], env: Env) {
-        if self.unreachable.answer(packet, self.tun(), env.now) {
-            self.count(Counter::UnreachableSent, 1);
+        match self.unreachable.answer(packet, self.tun(), env.now) {
+            Ok(true) => self.count(Counter::UnreachableSent, 1),
+            Ok(false) => {}
+            Err(e) => self.count(Counter::tun_error(e.raw_os_error()), 1),
         }
     }
 
@@ -452,6 +454,11 @@ impl Worker {
         for (buf, meta) in bufs.iter_mut().zip(metas.iter()).take(n) {
             if meta.truncated {
                 self.count(Counter::DropTruncated, 1);
+                continue;
+            }
+            if meta.len == 0 {
+                // An empty datagram has no chunks below; it is a message of no type.
+                self.count(Counter::DropBadMessage, 1);
                 continue;
             }
             let seg = meta.segment_size.max(1);
@@ -638,8 +645,8 @@ fn read_offload_batch(
                         full = true;
                     }
                 }
-                Err(e) => {
-                    tracing::debug!("dropping a TUN packet that cannot be split: {e}");
+                Err(_) => {
+                    // Counted, not logged: a log line per dropped packet is a flood.
                     unsplittable();
                     break;
                 }

@@ -88,7 +88,6 @@ counters! {
         DropNoPrivateKey => received_dropped.no_private_key,
         DropQueueFull => received_dropped.handshake_queue_full,
         DropUnknownIndex => received_dropped.unknown_index,
-        DropTunFull => received_dropped.tun_write_failed,
         DropNoPeer => sent_dropped.no_peer,
         DropLooped => sent_dropped.routing_loop,
         DropUnsplittable => sent_dropped.unsplittable,

@@ -297,8 +297,10 @@ impl Peer {
 
     /// Queues a packet until a session exists; the oldest is dropped past the limit.
     pub fn stage(&mut self, packet: &[u8]) {
-        if self.staged.len() >= MAX_STAGED_PACKETS {
-            self.staged.pop_front();
+        if self.staged.len() >= MAX_STAGED_PACKETS
+            && self.staged.pop_front().is_some_and(|p| !p.is_empty())
+        {
+            // An empty one is a keepalive waiting for a session, not a packet.
             self.count(Counter::DropStagedOverflow);
         }
         self.count(if self.endpoint.is_none() {
@@ -655,7 +657,8 @@ impl Peer {
                         );
                         self.timers.handshake_given_up(ctx.now);
                         self.count(Counter::HandshakeGiveUp);
-                        let given_up = self.staged.len() as u64;
+                        // Empty ones are keepalives waiting for a session, not packets.
+                        let given_up = self.staged.iter().filter(|p| !p.is_empty()).count() as u64;
                         self.stats.counts.add(Counter::DropStagedGiveUp, given_up);
                         self.staged.clear();
                     } else {

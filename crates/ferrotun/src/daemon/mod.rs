@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod confine;
+pub mod drop_summary;
 pub mod server;
 
 use anyhow::{bail, Context};
@@ -261,8 +262,10 @@ fn offload_wanted() -> bool {
 /// Waits for the one cancel; also turns "interface deleted" and "socket file deleted"
 /// (wireguard-go watches both) into it. Reports refused system calls as they happen.
 fn watch(device: &Arc<Device>, name: &str, socket: &confine::SocketFile) -> &'static str {
+    let mut drops = drop_summary::DropSummary::new(device);
     loop {
         confine::report_refused();
+        drops.poll(device);
         if device.cancel().wait(Some(Duration::from_millis(500))) {
             if !ferrotun_device::interface_exists(name) {
                 return "interface removed";
