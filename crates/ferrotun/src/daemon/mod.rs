@@ -143,7 +143,9 @@ fn spawn_background(
     // itself.
     confine::plan(options)?;
     // First, so a busy port stops us before anything exists that would need removing.
-    let metrics_env = match metrics.listen()? {
+    // Kept open until the child has it.
+    let metrics_listener = metrics.listen()?;
+    let metrics_env = match &metrics_listener {
         Some(l) => l.to_env()?,
         None => Vec::new(),
     };
@@ -183,6 +185,7 @@ fn spawn_background(
         .stderr(stdio())
         .spawn()
         .context("cannot start the background daemon")?;
+    drop(metrics_listener);
     Ok(())
 }
 

@@ -54,9 +54,13 @@ impl MetricsOption {
     /// capability kept for it), or takes the one a background parent bound.
     pub fn listen(&self) -> anyhow::Result<Option<Listener>> {
         if let Some(fd) = take_inherited(ENV_METRICS_FD)? {
+            let socket = TcpListener::from(fd);
+            socket
+                .local_addr()
+                .with_context(|| format!("{ENV_METRICS_FD} names no TCP socket"))?;
             return Ok(Some(Listener {
                 addr: self.addr,
-                socket: TcpListener::from(fd),
+                socket,
             }));
         }
         let Some(addr) = self.addr else {
