@@ -285,4 +285,35 @@ mod tests {
         assert!(t.contains("ferrotun_peers{interface=\"wg0\"} 2\n"));
         assert!(t.contains("ferrotun_build_info{version="));
     }
+
+    /// The Grafana dashboard charts only series this encoder writes (it cannot drift).
+    #[test]
+    fn dashboard_names_only_series_that_exist() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../contrib/grafana/ferrotun.json"))
+                .expect("contrib/grafana/ferrotun.json is JSON");
+        let t = text();
+        let mut names = Vec::new();
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                for prefix in ["wireguard_", "ferrotun_"] {
+                    for (at, _) in expr.match_indices(prefix) {
+                        let name: String = expr[at..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                            .collect();
+                        names.push(name);
+                    }
+                }
+            }
+        }
+        assert!(names.len() >= 10, "{names:?}");
+        for name in names {
+            assert!(
+                t.contains(&format!("# TYPE {name} ")),
+                "the dashboard charts {name}, which is not exported"
+            );
+        }
+    }
 }
