@@ -259,6 +259,27 @@ fn scrape_passes_promtool_and_matches_wg_show() {
     let (code, page) = http(&t.a.ns, &[], &url("/"));
     assert!(code == 200 && page.contains("/metrics"), "{code} {page}");
     assert_no_refusals(&t.a);
+    metrics_thread_is_confined(t.a.daemon.pid());
+}
+
+/// The `metrics` thread runs under the daemon's filter, without root.
+fn metrics_thread_is_confined(pid: u32) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
+    let status = tasks
+        .filter_map(|t| t.ok())
+        .map(|t| std::fs::read_to_string(t.path().join("status")).unwrap_or_default())
+        .find(|s| s.lines().next() == Some("Name:\tmetrics"))
+        .expect("no thread named metrics");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_ne!(field("Uid:"), "0", "{status}");
 }
 
 /// A Prometheus server, killed by PID on drop.
