@@ -11,8 +11,10 @@
 //! - every connection ends at [`CONNECTION_DEADLINE`], keep-alive included (Prometheus
 //!   reconnects; one scrape takes milliseconds).
 //!
-//! Nothing is logged per connection: refusals and cut connections are summed and logged at
-//! most once per [`SUMMARY_EVERY`].
+//! Nothing is logged per connection: refusals, and connections that ended without one
+//! request served (garbage, a head too slow or too large), are summed and logged at most
+//! once per [`SUMMARY_EVERY`]. A keep-alive connection ended by the deadline after serving
+//! is Prometheus' normal case and not counted.
 
 use super::encode;
 use super::options::Listener;
@@ -45,7 +47,8 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 #[derive(Default)]
 struct Tally {
     refused: AtomicU64,
-    cut: AtomicU64,
+    /// Ended (error or deadline) without serving one request.
+    useless: AtomicU64,
     accept_errors: AtomicU64,
 }
 
@@ -115,16 +118,20 @@ async fn serve(listener: TcpListener, device: Arc<Device>) {
         let tally = tally.clone();
         tokio::spawn(async move {
             if !connection(stream, device).await {
-                tally.cut.fetch_add(1, Ordering::Relaxed);
+                tally.useless.fetch_add(1, Ordering::Relaxed);
             }
             drop(slot);
         });
     }
 }
 
-/// Serves one connection until it ends or its deadline; false when the deadline cut it.
+/// Serves one connection until it ends or its deadline; false when it failed or was cut
+/// before serving anything.
 async fn connection(stream: TcpStream, device: Arc<Device>) -> bool {
+    let served = Arc::new(AtomicU64::new(0));
+    let counted = served.clone();
     let service = service_fn(move |request: Request<Incoming>| {
+        counted.fetch_add(1, Ordering::Relaxed);
         let response = respond(&request, &device);
         async move { Ok::<_, Infallible>(response) }
     });
@@ -135,9 +142,11 @@ async fn connection(stream: TcpStream, device: Arc<Device>) -> bool {
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     // An error (a reset, a bad request hyper answered itself) is the client's business.
-    tokio::time::timeout(CONNECTION_DEADLINE, serving)
-        .await
-        .is_ok()
+    let ended_well = matches!(
+        tokio::time::timeout(CONNECTION_DEADLINE, serving).await,
+        Ok(Ok(()))
+    );
+    ended_well || served.load(Ordering::Relaxed) > 0
 }
 
 /// Logs what was refused or cut, at most once per SUMMARY_EVERY and only when something was.
@@ -147,15 +156,14 @@ async fn summarise(tally: Arc<Tally>) {
     loop {
         every.tick().await;
         let refused = tally.refused.swap(0, Ordering::Relaxed);
-        let cut = tally.cut.swap(0, Ordering::Relaxed);
+        let useless = tally.useless.swap(0, Ordering::Relaxed);
         let errors = tally.accept_errors.swap(0, Ordering::Relaxed);
-        if refused + cut + errors > 0 {
+        if refused + useless + errors > 0 {
             tracing::warn!(
                 "metrics endpoint, last {}s: {refused} connection(s) refused (limit \
-                 {MAX_CONNECTIONS} at once), {cut} cut at the {}s deadline, {errors} failed \
-                 accept(s)",
-                SUMMARY_EVERY.as_secs(),
-                CONNECTION_DEADLINE.as_secs()
+                 {MAX_CONNECTIONS} at once), {useless} ended without a request served \
+                 (garbage, too slow or too large), {errors} failed accept(s)",
+                SUMMARY_EVERY.as_secs()
             );
         }
     }
