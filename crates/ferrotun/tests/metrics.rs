@@ -65,10 +65,23 @@ fn metrics_tunnel(addr: &str) -> (Tunnel, Keypair) {
 
 /// `curl` in `ns`: (HTTP status, body); status 0 when no answer came.
 fn http(ns: &Netns, args: &[&str], url: &str) -> (u32, String) {
+    curl(ns.command("curl"), args, url)
+}
+
+/// `curl` from a thread already inside the namespace ([`Netns::run`]): its child
+/// inherits the thread's namespace.
+fn scrape_here(addr: &str) -> Option<String> {
+    match curl(Command::new("curl"), &[], &format!("http://{addr}/metrics")) {
+        (200, body) => Some(body),
+        _ => None,
+    }
+}
+
+fn curl(mut command: Command, args: &[&str], url: &str) -> (u32, String) {
     let mut all = vec!["-sS", "-g", "--max-time", "5", "-w", "\n%{http_code}"];
     all.extend_from_slice(args);
     all.push(url);
-    let out = ns.try_exec("curl", &all);
+    let out = command.args(&all).output().expect("run curl");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
@@ -477,15 +490,20 @@ fn hostile_scrapers_change_nothing_that_matters() {
                     drain(c);
                 }
             });
-            std::thread::sleep(Duration::from_secs(3));
-            let sample = (thread_count(pid), rss_kib(pid));
+            // An honest scraper gets in during the attack, at the first try: it ends the
+            // oldest hostile connection (turned away, it would wait for the flood to end).
+            std::thread::sleep(Duration::from_secs(1));
+            let scraped = scrape_here(addr_text);
+            std::thread::sleep(Duration::from_secs(2));
+            let sample = (thread_count(pid), rss_kib(pid), scraped.is_some());
             rude.join().expect("garbage thread");
             let slow_left = slow.join().expect("slowloris thread");
             drop(idle);
             (sample, slow_left)
         })
     });
-    let ((threads_during, rss_during), slow_left) = during;
+    let ((threads_during, rss_during, scraped_during), slow_left) = during;
+    assert!(scraped_during, "no scrape during the attack\n{}", t.logs());
     // The tunnel and the configuration socket were never affected.
     assert!(
         t.a.show("transfer").contains(&t.b.keys.public),

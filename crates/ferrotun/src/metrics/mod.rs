@@ -10,6 +10,7 @@
 pub mod encode;
 pub mod options;
 pub mod server;
+pub mod slots;
 
 pub use options::{Listener, MetricsOption, ENV_METRICS, OPT_METRICS};
 pub use server::Server;

@@ -1,23 +1,21 @@
 //! The HTTP side: hyper's HTTP/1 server on a current-thread tokio runtime, on one thread
 //! of its own ("metrics"), with every resource a scraper can make it hold bounded:
 //!
-//! - at most [`MAX_CONNECTIONS`] connections at once; one more is accepted and closed at
-//!   once. Leaving it in the kernel's backlog instead would queue an honest scraper behind
-//!   every idle one a flood left there (each held up to the deadline), and the backlog
-//!   would stay full; closing keeps the backlog drained, costs one accept, and the next
-//!   scrape after the flood gets in at once.
+//! - at most [`MAX_CONNECTIONS`] connections at once; one more ends the oldest (see
+//!   [`super::slots`] for why not refuse it or leave it in the backlog).
 //! - the request head must arrive within [`HEADER_TIMEOUT`] and fit [`MAX_BUFFER`] bytes
 //!   (a larger head gets 431); a request body is never read.
 //! - every connection ends at [`CONNECTION_DEADLINE`], keep-alive included (Prometheus
 //!   reconnects; one scrape takes milliseconds).
 //!
-//! Nothing is logged per connection: refusals, and connections that ended without one
+//! Nothing is logged per connection: connections ended to make room, and connections that ended without one
 //! request served (garbage, a head too slow or too large), are summed and logged at most
 //! once per [`SUMMARY_EVERY`]. A keep-alive connection ended by the deadline after serving
 //! is Prometheus' normal case and not counted.
 
 use super::encode;
 use super::options::Listener;
+use super::slots::{Slot, Slots};
 use crate::stats::Stats;
 use ferrotun_device::Device;
 use http_body_util::Full;
@@ -32,7 +30,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 pub const MAX_CONNECTIONS: usize = 8;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,7 +43,8 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// What went wrong since the last summary.
 #[derive(Default)]
 struct Tally {
-    refused: AtomicU64,
+    /// Ended to make room for a newer one.
+    ended: AtomicU64,
     /// Ended (error or deadline) without serving one request.
     useless: AtomicU64,
     accept_errors: AtomicU64,
@@ -97,7 +95,7 @@ impl Server {
 }
 
 async fn serve(listener: TcpListener, device: Arc<Device>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     let tally = Arc::new(Tally::default());
     tokio::spawn(summarise(tally.clone()));
     loop {
@@ -109,25 +107,26 @@ async fn serve(listener: TcpListener, device: Arc<Device>) {
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tally.refused.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
-        };
+        let (slot, ended_one) = slots.take();
         let device = device.clone();
-        let tally = tally.clone();
+        let counts = tally.clone();
         tokio::spawn(async move {
-            if !connection(stream, device).await {
-                tally.useless.fetch_add(1, Ordering::Relaxed);
+            if !connection(stream, device, slot).await {
+                counts.useless.fetch_add(1, Ordering::Relaxed);
             }
-            drop(slot);
         });
+        if ended_one {
+            tally.ended.fetch_add(1, Ordering::Relaxed);
+            // Let the ended connection's task close its socket before the next accept, so
+            // a burst never holds more than a few sockets beyond the limit.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
-/// Serves one connection until it ends or its deadline; false when it failed or was cut
-/// before serving anything.
-async fn connection(stream: TcpStream, device: Arc<Device>) -> bool {
+/// Serves one connection until it ends, its deadline, or a newer connection needs its
+/// slot; false when it ended so before serving anything.
+async fn connection(stream: TcpStream, device: Arc<Device>, mut slot: Slot) -> bool {
     let served = Arc::new(AtomicU64::new(0));
     let counted = served.clone();
     let service = service_fn(move |request: Request<Incoming>| {
@@ -142,10 +141,11 @@ async fn connection(stream: TcpStream, device: Arc<Device>) -> bool {
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     // An error (a reset, a bad request hyper answered itself) is the client's business.
-    let ended_well = matches!(
-        tokio::time::timeout(CONNECTION_DEADLINE, serving).await,
-        Ok(Ok(()))
-    );
+    let ended_well = tokio::select! {
+        result = tokio::time::timeout(CONNECTION_DEADLINE, serving) => matches!(result, Ok(Ok(()))),
+        _ = &mut slot.ended => false,
+    };
+    drop(slot);
     ended_well || served.load(Ordering::Relaxed) > 0
 }
 
@@ -155,12 +155,12 @@ async fn summarise(tally: Arc<Tally>) {
     every.tick().await;
     loop {
         every.tick().await;
-        let refused = tally.refused.swap(0, Ordering::Relaxed);
+        let ended = tally.ended.swap(0, Ordering::Relaxed);
         let useless = tally.useless.swap(0, Ordering::Relaxed);
         let errors = tally.accept_errors.swap(0, Ordering::Relaxed);
-        if refused + useless + errors > 0 {
+        if ended + useless + errors > 0 {
             tracing::warn!(
-                "metrics endpoint, last {}s: {refused} connection(s) refused (limit \
+                "metrics endpoint, last {}s: {ended} connection(s) ended to make room (limit \
                  {MAX_CONNECTIONS} at once), {useless} ended without a request served \
                  (garbage, too slow or too large), {errors} failed accept(s)",
                 SUMMARY_EVERY.as_secs()
