@@ -522,6 +522,10 @@ fn hostile_scrapers_change_nothing_that_matters() {
         "a slowloris connection outlived the header timeout"
     );
     let rss_after = rss_kib(pid);
+    eprintln!(
+        "hostile scrapers: RSS {rss} KiB before, {rss_during} during, {rss_after} after; \
+         {threads} threads"
+    );
     assert_eq!(
         threads_during, threads,
         "threads grew under hostile scrapers"
