@@ -522,10 +522,6 @@ fn hostile_scrapers_change_nothing_that_matters() {
         "a slowloris connection outlived the header timeout"
     );
     let rss_after = rss_kib(pid);
-    eprintln!(
-        "hostile scrapers: RSS {rss} KiB before, {rss_during} during, {rss_after} after; \
-         {threads} threads"
-    );
     assert_eq!(
         threads_during, threads,
         "threads grew under hostile scrapers"
@@ -544,6 +540,10 @@ fn hostile_scrapers_change_nothing_that_matters() {
     );
     let log = t.a.daemon.log_text();
     let new_lines = log.lines().count() - log_lines;
+    eprintln!(
+        "hostile scrapers: RSS {rss} KiB before, {rss_during} during, {rss_after} after; \
+         {threads} threads; {new_lines} new log lines"
+    );
     assert!(
         new_lines <= 3,
         "{new_lines} new log lines for hostile scrapers (per-connection logging?):\n{log}"
