@@ -646,14 +646,15 @@ fn flag_wins_and_the_background_daemon_serves() {
     require_tools(&["ip", "curl"]);
     let ns = Netns::new("mbg");
     let ifname = unique_name("mg");
-    // In the background (the daemon re-executes itself); the flag overrides a bad variable.
+    // In the background (the daemon re-executes itself); the flag overrides a bad variable;
+    // a privileged port works (bound before the daemon gives up root).
     let out = ferrotun(
         &ns,
         &[("FERROTUN_METRICS", "nonsense")],
-        &["--metrics", "[::1]:9587", &ifname],
+        &["--metrics", "[::1]:95", &ifname],
     );
     assert!(out.status.success(), "{}", text(&out));
-    let body = eventually_scrape(&ns, "[::1]:9587");
+    let body = eventually_scrape(&ns, "[::1]:95");
     assert!(
         body.contains(&format!("ferrotun_peers{{interface=\"{ifname}\"}} 0")),
         "{body}"
