@@ -125,7 +125,7 @@ async fn serve(listener: TcpListener, device: Arc<Device>) {
 }
 
 /// Serves one connection until it ends, its deadline, or a newer connection needs its
-/// slot; false when it ended so before serving anything.
+/// slot; false when it failed or met its deadline before serving anything.
 async fn connection(stream: TcpStream, device: Arc<Device>, mut slot: Slot) -> bool {
     let served = Arc::new(AtomicU64::new(0));
     let counted = served.clone();
@@ -143,7 +143,8 @@ async fn connection(stream: TcpStream, device: Arc<Device>, mut slot: Slot) -> b
     // An error (a reset, a bad request hyper answered itself) is the client's business.
     let ended_well = tokio::select! {
         result = tokio::time::timeout(CONNECTION_DEADLINE, serving) => matches!(result, Ok(Ok(()))),
-        _ = &mut slot.ended => false,
+        // Counted by the accept loop, as ended to make room.
+        _ = &mut slot.ended => true,
     };
     drop(slot);
     ended_well || served.load(Ordering::Relaxed) > 0
