@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod demo;
 pub mod front;
 pub mod mesh;
+pub mod metrics;
 pub mod netlink;
 pub mod quick;
 pub mod stats;

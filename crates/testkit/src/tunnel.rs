@@ -29,8 +29,18 @@ impl Impl {
 
     /// Starts this implementation's daemon for `ifname` in `ns`, in the foreground.
     pub fn start(self, ns: &Netns, ifname: &str) -> Daemon {
+        self.start_with(ns, ifname, &[])
+    }
+
+    /// [`Impl::start`] with more arguments for ferrotun (`--metrics ADDR:PORT`); the
+    /// other implementations take none.
+    pub fn start_with(self, ns: &Netns, ifname: &str, extra: &[&str]) -> Daemon {
         match self {
-            Impl::Ferrotun => Daemon::start(ns, ferrotun_bin(), &["-f"], ifname),
+            Impl::Ferrotun => {
+                let mut args = vec!["-f"];
+                args.extend_from_slice(extra);
+                Daemon::start(ns, ferrotun_bin(), &args, ifname)
+            }
             Impl::WireguardGo => Daemon::start(ns, &require_tool("wireguard-go"), &["-f"], ifname),
             // Without a terminal boringtun needs both flags, or it exits at once.
             Impl::Boringtun => Daemon::start(
@@ -220,9 +230,9 @@ pub struct Tunnel {
     pub b: Side,
 }
 
-fn side(imp: Impl, ns: Netns, veth: String, addrs: Addrs) -> Side {
+fn side(imp: Impl, ns: Netns, veth: String, addrs: Addrs, extra: &[&str]) -> Side {
     let ifname = unique_name(imp.tag());
-    let daemon = imp.start(&ns, &ifname);
+    let daemon = imp.start_with(&ns, &ifname, extra);
     Side {
         daemon,
         ns,
@@ -237,13 +247,18 @@ impl Tunnel {
     /// Starts `initiator` in one namespace and `responder` in another and configures both
     /// with `wg set`.
     pub fn new(initiator: Impl, responder: Impl) -> Tunnel {
+        Tunnel::with_args(initiator, responder, &[])
+    }
+
+    /// [`Tunnel::new`] with more arguments for side `a`'s daemon (see [`Impl::start_with`]).
+    pub fn with_args(initiator: Impl, responder: Impl, a_args: &[&str]) -> Tunnel {
         let ns_a = Netns::new("tna");
         let ns_b = Netns::new("tnb");
         let outer_a = format!("{}/24", ADDRS_A.outer);
         let outer_b = format!("{}/24", ADDRS_B.outer);
         let (veth_a, veth_b) = ns_a.connect(&ns_b, &outer_a, &outer_b);
-        let a = side(initiator, ns_a, veth_a, ADDRS_A);
-        let b = side(responder, ns_b, veth_b, ADDRS_B);
+        let a = side(initiator, ns_a, veth_a, ADDRS_A, a_args);
+        let b = side(responder, ns_b, veth_b, ADDRS_B, &[]);
         let t = Tunnel { a, b };
         let endpoint_b = format!("{}:{}", ADDRS_B.outer, ADDRS_B.port);
         configure(&t.a, &t.b, Some(&endpoint_b));

@@ -8,6 +8,11 @@
 //! link deletion, SIGTERM) and widened to whole families where the data path is expected to
 //! grow (any socket call on AF_INET/AF_INET6/AF_NETLINK/AF_UNIX).
 //!
+//! The control plane's Prometheus endpoint (`--metrics`, thread `metrics`) needs nothing
+//! more (strace of scrapes, refusals and timeouts: accept4, recvfrom, write/writev,
+//! shutdown, close, fcntl, epoll): its TCP listener and its tokio runtime are made before
+//! confinement (tokio's signal driver calls socketpair, which stays refused).
+//!
 //! Anything not listed is refused: the call does not run, returns EPERM and is counted and
 //! logged (see `refused`). Never to be added: execve/execveat, ptrace, process_vm_*, mount
 //! and friends, module loading, kexec, bpf, perf_event_open, set*id, capset, unshare,

@@ -5,6 +5,7 @@ pub mod confine;
 pub mod drop_summary;
 pub mod server;
 
+use crate::metrics::{self, MetricsOption};
 use anyhow::{bail, Context};
 use ferrotun_device::inherit::{keep_across_exec, take_inherited};
 use ferrotun_device::{install_shutdown_signals, Cancel, Device, DeviceConfig, Tun};
@@ -21,8 +22,9 @@ const ENV_FOREGROUND: &str = "WG_PROCESS_FOREGROUND";
 
 pub fn usage(program: &str) -> String {
     format!(
-        "Usage: {program} [-f/--foreground] [--user NAME] [{}] INTERFACE-NAME",
-        confine::OPT_DISABLE
+        "Usage: {program} [-f/--foreground] [--user NAME] [{}] [{} ADDR:PORT] INTERFACE-NAME",
+        confine::OPT_DISABLE,
+        metrics::OPT_METRICS
     )
 }
 
@@ -65,6 +67,7 @@ pub fn main(program: &str, args: &[String]) -> i32 {
     let mut foreground = std::env::var(ENV_FOREGROUND).as_deref() == Ok("1");
     let mut name = None;
     let mut options = confine::Options::from_env();
+    let mut metrics_flag = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -77,6 +80,16 @@ pub fn main(program: &str, args: &[String]) -> i32 {
                     return 1;
                 }
             },
+            metrics::OPT_METRICS => match args.next() {
+                Some(value) => metrics_flag = Some(value.clone()),
+                None => {
+                    eprintln!("{}", usage(program));
+                    return 1;
+                }
+            },
+            other if other.starts_with("--metrics=") => {
+                metrics_flag = Some(other["--metrics=".len()..].to_string())
+            }
             "--version" | "-v" => {
                 println!(
                     "ferrotun v{} (userspace WireGuard)",
@@ -100,13 +113,15 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         return 1;
     };
     init_logging();
-    let result = confine::check_args(&options).and_then(|()| {
-        if foreground {
-            run_foreground(&name, &options)
-        } else {
-            spawn_background(&name, &options)
-        }
-    });
+    let result = confine::check_args(&options)
+        .and_then(|()| MetricsOption::resolve(metrics_flag.as_deref()))
+        .and_then(|metrics| {
+            if foreground {
+                run_foreground(&name, &options, &metrics)
+            } else {
+                spawn_background(&name, &options, &metrics)
+            }
+        });
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -119,11 +134,22 @@ pub fn main(program: &str, args: &[String]) -> i32 {
 /// Creates the TUN and the socket here, so failures reach the caller's terminal, then
 /// re-executes in the foreground with both inherited and returns at once (wg-quick runs
 /// `wg setconf` next, and the socket is already listening).
-fn spawn_background(name: &str, options: &confine::Options) -> anyhow::Result<()> {
+fn spawn_background(
+    name: &str,
+    options: &confine::Options,
+    metrics: &MetricsOption,
+) -> anyhow::Result<()> {
     check_name(name)?;
     // Refuse here, where the caller sees it, if the background daemon could not confine
     // itself.
     confine::plan(options)?;
+    // First, so a busy port stops us before anything exists that would need removing.
+    // Kept open until the child has it.
+    let metrics_listener = metrics.listen()?;
+    let metrics_env = match &metrics_listener {
+        Some(l) => l.to_env()?,
+        None => Vec::new(),
+    };
     let listener = server::bind(name)?;
     let tun = if offload_wanted() {
         Tun::create_with_offload(name, 1)
@@ -154,17 +180,31 @@ fn spawn_background(name: &str, options: &confine::Options) -> anyhow::Result<()
         .env(ENV_UAPI_FD, listener.as_raw_fd().to_string())
         .env(ENV_FOREGROUND, "1")
         .envs(options.to_env())
+        .envs(metrics_env)
         .stdin(Stdio::null())
         .stdout(stdio())
         .stderr(stdio())
         .spawn()
         .context("cannot start the background daemon")?;
+    drop(metrics_listener);
     Ok(())
 }
 
-fn run_foreground(name: &str, options: &confine::Options) -> anyhow::Result<()> {
+fn run_foreground(
+    name: &str,
+    options: &confine::Options,
+    metrics: &MetricsOption,
+) -> anyhow::Result<()> {
     check_name(name)?;
     let plan = confine::plan(options)?;
+    // Bound now, as root, before the TUN or the socket file exist: a busy port leaves
+    // nothing behind, and a port below 1024 needs no capability kept for it.
+    let metrics_server = match metrics.listen()? {
+        Some(listener) => Some(
+            metrics::Server::prepare(listener).context("cannot prepare the metrics endpoint")?,
+        ),
+        None => None,
+    };
     let tun_fd = take_inherited(ENV_TUN_FD)?;
     let listener = match take_inherited(ENV_UAPI_FD)? {
         Some(fd) => UnixListener::from(fd),
@@ -207,6 +247,13 @@ fn run_foreground(name: &str, options: &confine::Options) -> anyhow::Result<()> 
             "FERROTUN_TEST_TIMING is set: protocol timers compressed for testing: {timing:?}"
         );
         device.interface().set_timing(timing);
+    }
+    if let Some(server) = metrics_server {
+        if let Err(e) = server.start(device.clone()) {
+            device.shutdown();
+            socket.remove();
+            return Err(e).context("cannot start the metrics endpoint");
+        }
     }
     tracing::info!(
         "interface {} up: {} workers, listening on port {}",

@@ -260,7 +260,7 @@ fn daemon() -> Command {
              same; this longer form also accepts a name that looks like a command.",
         )
         .override_usage(format!(
-            "{NAME} daemon [-f|--foreground] [--user USER] [--disable-drop-privileges] INTERFACE-NAME"
+            "{NAME} daemon [-f|--foreground] [--user USER] [--disable-drop-privileges] [--metrics ADDR:PORT] INTERFACE-NAME"
         ))
         .arg(foreground())
         .arg(
@@ -274,6 +274,12 @@ fn daemon() -> Command {
                 .long("disable-drop-privileges")
                 .action(ArgAction::SetTrue)
                 .help("Stay root, with no system call filter (env FERROTUN_DISABLE_DROP_PRIVILEGES=1)"),
+        )
+        .arg(
+            Arg::new("metrics")
+                .long("metrics")
+                .value_name("ADDR:PORT")
+                .help("Serve Prometheus metrics at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9586 or [::1]:9586 (env FERROTUN_METRICS; off by default)"),
         )
         .arg(
             Arg::new("interface")

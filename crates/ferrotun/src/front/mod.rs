@@ -60,6 +60,7 @@ pub fn main(args: &[String]) -> i32 {
                     foreground: m.get_flag("foreground"),
                     user: m.get_one::<String>("user").cloned(),
                     unconfined: m.get_flag("disable-drop-privileges"),
+                    metrics: m.get_one::<String>("metrics").cloned(),
                 };
                 daemon(&options, &name)
             }
@@ -129,6 +130,17 @@ fn bare_daemon(args: &[String]) -> i32 {
                     ))
                 }
             },
+            "--metrics" => match args.next() {
+                Some(addr) => options.metrics = Some(addr.clone()),
+                None => {
+                    return fail(&format!(
+                    "`--metrics' needs ADDR:PORT (e.g. 127.0.0.1:9586)\nSee `{NAME} help daemon'."
+                ))
+                }
+            },
+            other if other.starts_with("--metrics=") => {
+                options.metrics = Some(other["--metrics=".len()..].to_string())
+            }
             "-h" | "--help" => {
                 out(&help::overview());
                 return 0;
@@ -170,6 +182,8 @@ struct DaemonOptions {
     foreground: bool,
     user: Option<String>,
     unconfined: bool,
+    /// `--metrics ADDR:PORT`, checked by the daemon.
+    metrics: Option<String>,
 }
 
 fn daemon(options: &DaemonOptions, name: &str) -> i32 {
@@ -182,6 +196,9 @@ fn daemon(options: &DaemonOptions, name: &str) -> i32 {
     }
     if options.unconfined {
         args.push(crate::daemon::confine::OPT_DISABLE.to_string());
+    }
+    if let Some(addr) = &options.metrics {
+        args.extend([crate::metrics::OPT_METRICS.to_string(), addr.clone()]);
     }
     args.push(name.to_string());
     crate::daemon::main(NAME, &args)

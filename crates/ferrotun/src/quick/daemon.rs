@@ -9,7 +9,9 @@ use super::{step, QuickError};
 use crate::uapi::Client;
 
 /// Runs `<this executable> IFNAME`, which returns once the TUN exists and the configuration
-/// socket listens (the daemon itself carries on in the background).
+/// socket listens (the daemon itself carries on in the background). It inherits our
+/// environment, as wg-quick's userspace daemon does: that is how FERROTUN_METRICS,
+/// FERROTUN_USER and LOG_LEVEL reach it (wg-quick files have no key for them).
 pub fn start(ifname: &str) -> Result<(), QuickError> {
     let exe = std::env::current_exe().map_err(QuickError::io("cannot find my own executable"))?;
     let shown = exe
