@@ -331,12 +331,7 @@ fn bad_records_in_etcd_are_ignored_and_never_crash_the_agent() {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    ferrotun_testkit::sampler::rss_kib(pid).unwrap_or(0)
 }
 
 /// README figures (run by hand: `cargo test -p ferrotun --test mesh figures -- --ignored

@@ -416,12 +416,7 @@ fn prometheus_server_scrapes_what_wg_show_says() {
 
 /// Resident memory of `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+    ferrotun_testkit::sampler::rss_kib(pid).unwrap_or_else(|| panic!("no VmRSS for {pid}"))
 }
 
 /// Connects to the endpoint, or None (a refused or reset connect is the daemon's right).

@@ -9,8 +9,9 @@ mod common;
 
 use common::tunnel::{Impl, Tunnel};
 use common::{ferrotun_bin, have_root, require_tool, text, unique_name, Netns};
+use ferrotun_testkit::transfer::Reaper;
 use serde_json::Value;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const FIRST_PING: Duration = Duration::from_secs(20);
@@ -443,18 +444,6 @@ fn assert_restored(tmux: &Tmux, status: i32) -> String {
     );
     assert_eq!(tmux.flag("cursor_flag"), "1", "the cursor is still hidden");
     screen
-}
-
-/// Kills the iperf3 processes when the test ends, however it ends.
-struct Reaper(Vec<Child>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// The columns of a top line (two or more spaces apart).

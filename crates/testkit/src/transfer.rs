@@ -63,8 +63,9 @@ fn digest(child: &mut Child) -> String {
         .to_string()
 }
 
-/// Kills whatever is still running when the transfer ends, on success or failure.
-struct Reaper(Vec<Child>);
+/// Kills the child processes it holds when dropped: when a transfer or a test ends, on
+/// success or failure.
+pub struct Reaper(pub Vec<Child>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
