@@ -583,3 +583,60 @@ fn top_says_when_the_daemon_goes_away() {
         "{screen}"
     );
 }
+
+/// One request/reply on an open configuration connection: the reply up to its blank line.
+fn ask(stream: &mut std::os::unix::net::UnixStream, request: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+    let mut reply = String::new();
+    while !reply.ends_with("\n\n") {
+        let before = reply.len();
+        reader.read_line(&mut reply).expect("read reply");
+        if reply.len() == before {
+            break;
+        }
+    }
+    reply
+}
+
+/// `stats=1` on the configuration socket: a well-formed request is answered and the same
+/// connection then serves `get=1` as before; a malformed one gets EINVAL, not counters,
+/// and the daemon goes on serving everyone.
+#[test]
+fn stats_request_is_strict_and_leaves_the_connection_usable() {
+    if !have_root() {
+        return;
+    }
+    let ns = Netns::new("fsq");
+    let ifname = unique_name("fsq");
+    let _daemon = Impl::Ferrotun.start(&ns, &ifname);
+    let path = common::netns::socket_path(&ifname);
+    let connect = || {
+        let s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s
+    };
+    let mut conn = connect();
+    let stats = ask(&mut conn, "stats=1\n\n");
+    assert!(
+        stats.starts_with(&format!("interface={ifname}\n")) && stats.ends_with("errno=0\n\n"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("counter=received_dropped.decrypt_failed=0\n"),
+        "{stats}"
+    );
+    let get = ask(&mut conn, "get=1\n\n");
+    assert!(
+        get.contains("listen_port=") && get.ends_with("errno=0\n\n"),
+        "{get}"
+    );
+    // A body after stats=1 is refused with EINVAL.
+    let bad = ask(&mut connect(), "stats=1\nprivate_key=00\n\n");
+    assert_eq!(bad, "errno=-22\n\n");
+    // And the daemon still answers a fresh client.
+    let again = ask(&mut connect(), "stats=1\n\n");
+    assert!(again.ends_with("errno=0\n\n"), "{again}");
+}
