@@ -94,4 +94,5 @@ pub mod gso;
 pub mod inherit;
 pub mod local_addrs;
 pub mod loop_guard;
+pub mod memory;
 pub mod unreachable;

@@ -149,10 +149,16 @@ fn peer_counters(registry: &Registry, stats: &Stats) -> prometheus::Result<()> {
                 .iter()
                 .filter(|c| c.is_peer() && c.family() == family)
             {
+                // Only what happened, as a client library's counter vector shows it: a
+                // series per peer and reason from the start would be 25 series a peer,
+                // hundreds of thousands for a large interface, for a scrape of zeros.
+                let value = peer.counter(&counter.key());
+                if value == 0 {
+                    continue;
+                }
                 let mut labels = vec![stats.interface.as_str(), peer.public_key.as_str()];
                 labels.extend(counter.label());
-                vec.with_label_values(&labels)
-                    .inc_by(peer.counter(&counter.key()));
+                vec.with_label_values(&labels).inc_by(value);
             }
         }
     }
@@ -269,8 +275,10 @@ mod tests {
         assert!(t.contains(
             "ferrotun_peer_received_dropped_total{interface=\"wg0\",public_key=\"BBBB\",reason=\"replayed_counter\"} 7\n"
         ));
-        // Device-only families have no per-peer series.
+        // Device-only families have no per-peer series, and a peer's zero counters none.
         assert!(!t.contains("ferrotun_peer_udp_send_errors_total"));
+        assert!(!t.contains("public_key=\"BBBB\",reason=\"decrypt_failed\""));
+        assert!(!t.contains("ferrotun_peer_received_packets_total{"));
     }
 
     #[test]

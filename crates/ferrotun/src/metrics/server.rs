@@ -202,7 +202,12 @@ fn metrics(device: &Device) -> Response<Full<Bytes>> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    match encode::render(&stats, now) {
+    let rendered = encode::render(&stats, now);
+    drop(stats);
+    // A large interface's scrape builds megabytes of short-lived label strings: give them
+    // back, or the daemon's resident size keeps the largest scrape's peak for good.
+    ferrotun_device::memory::release_free_memory();
+    match rendered {
         Ok(body) => reply(StatusCode::OK, encode::CONTENT_TYPE, body),
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
