@@ -129,7 +129,13 @@ fn handle_connection(stream: UnixStream, device: &Device, apply_lock: &Mutex<()>
             "stats=1\n" => {
                 let mut blank = String::new();
                 match reader.by_ref().take(2).read_line(&mut blank) {
-                    Ok(_) if blank == "\n" => format_reply(&Stats::from_device(device)),
+                    Ok(_) if blank == "\n" => {
+                        let reply = format_reply(&Stats::from_device(device));
+                        // A large interface's counters are megabytes of short-lived
+                        // strings: give them back rather than keep the peak resident.
+                        ferrotun_device::memory::release_free_memory();
+                        reply
+                    }
                     _ => format_errno(EINVAL),
                 }
             }

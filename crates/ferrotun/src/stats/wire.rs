@@ -21,6 +21,7 @@
 
 use super::model::{PeerStats, Stats};
 use crate::uapi::client::{Client, ClientError};
+use ferrotun_proto::counters::Counter;
 use ferrotun_proto::keys::PublicKey;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -52,7 +53,9 @@ pub fn format_reply(stats: &Stats) -> String {
         if let Some(t) = p.last_handshake {
             let _ = writeln!(out, "last_handshake_time_sec={t}");
         }
-        for (k, v) in &p.counters {
+        // Only what moved: most of a large interface's peers count nothing most of the
+        // time, and the reader fills in the zeros (see `parse_reply`).
+        for (k, v) in p.counters.iter().filter(|(_, v)| **v > 0) {
             let _ = writeln!(out, "counter={k}={v}");
         }
     }
@@ -121,7 +124,7 @@ pub fn parse_reply(text: &str) -> Result<Stats, ParseError> {
                     rx_bytes: 0,
                     tx_bytes: 0,
                     last_handshake: None,
-                    counters: BTreeMap::new(),
+                    counters: zero_peer_counters(),
                 });
             }
             ("counter", peer) => {
@@ -146,6 +149,15 @@ pub fn parse_reply(text: &str) -> Result<Stats, ParseError> {
         }
     }
     Err(ParseError::NoErrno)
+}
+
+/// Every peer counter this build knows, at zero: a reply carries a peer's non-zero ones.
+fn zero_peer_counters() -> BTreeMap<String, u64> {
+    Counter::ALL
+        .iter()
+        .filter(|c| c.is_peer())
+        .map(|c| (c.key(), 0))
+        .collect()
 }
 
 /// Why `ferrotun stats` could not get the counters.
@@ -194,7 +206,11 @@ mod tests {
                 rx_bytes: 10,
                 tx_bytes: 20,
                 last_handshake: Some(1_700_000_000),
-                counters: [("received_packets".to_string(), 12)].into_iter().collect(),
+                counters: {
+                    let mut c = zero_peer_counters();
+                    c.insert("received_packets".to_string(), 12);
+                    c
+                },
             }],
         }
     }
@@ -203,6 +219,17 @@ mod tests {
     fn round_trips() {
         let s = sample();
         assert_eq!(parse_reply(&format_reply(&s)), Ok(s));
+    }
+
+    #[test]
+    fn a_peers_zero_counters_are_not_sent_but_read_back() {
+        let s = sample();
+        let text = format_reply(&s);
+        assert!(text.contains("counter=received_packets=12\n"));
+        assert!(!text.contains("counter=received_keepalives="));
+        let back = parse_reply(&text).expect("parse");
+        assert_eq!(back.peers[0].counter("received_keepalives"), 0);
+        assert!(back.peers[0].counters.contains_key("received_keepalives"));
     }
 
     #[test]
