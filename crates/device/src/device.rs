@@ -15,7 +15,7 @@ use crate::unreachable::Unreachable;
 use crate::worker::Worker;
 use crate::Cancel;
 use ferrotun_proto::counters::Counts;
-use ferrotun_proto::interface::{Env, Interface};
+use ferrotun_proto::interface::{Env, Interface, PeerSnapshot};
 use ferrotun_proto::peer::Datagram;
 use parking_lot::{Mutex, RwLock};
 use std::io;
@@ -234,6 +234,13 @@ impl Device {
         let mut counts = self.iface.counts();
         self.counters.add_to(&mut counts);
         counts
+    }
+
+    /// Every peer's snapshot with [`Device::counts`] from the same reading of the peers.
+    pub fn snapshots_and_counts(&self) -> (Vec<PeerSnapshot>, Counts) {
+        let (snapshots, mut counts) = self.iface.snapshots_and_counts();
+        self.counters.add_to(&mut counts);
+        (snapshots, counts)
     }
     pub fn listen_port(&self) -> u16 {
         self.net.read().port

@@ -312,17 +312,24 @@ impl Interface {
     }
 
     pub fn remove_peer(&self, key: &PublicKey) -> bool {
-        let Some(peer) = self.peers.write().remove(key) else {
-            return false;
+        let peer = {
+            let mut peers = self.peers.write();
+            let Some(peer) = peers.remove(key) else {
+                return false;
+            };
+            // Its counts move to the retired sum while the map is held, as a reader of
+            // the totals holds it (see `counts_with`): every reading sees them exactly
+            // once, so device totals never dip.
+            let counts = peer.lock().stats().counts;
+            self.retired.lock().merge(&counts);
+            peer
         };
         self.routes.write().remove_value(&peer);
         let mut reg = Registry {
             table: &self.indices,
             peer: &peer,
         };
-        let mut p = peer.lock();
-        p.shutdown(&mut reg);
-        self.retired.lock().merge(&p.stats().counts);
+        peer.lock().shutdown(&mut reg);
         true
     }
 
@@ -394,13 +401,37 @@ impl Interface {
     /// Every counter of the core: the handshake path's, every peer's and the removed
     /// peers'. The device adds its threads' own sets.
     pub fn counts(&self) -> Counts {
+        self.counts_with(|peer| (peer.lock().stats().counts, ())).0
+    }
+
+    /// Every peer's snapshot, and the core's counters summed from that same reading (one
+    /// pass over the peers, and the totals agree with the peers shown).
+    pub fn snapshots_and_counts(&self) -> (Vec<PeerSnapshot>, Counts) {
+        let (counts, snapshots) = self.counts_with(|peer| {
+            let snapshot = self.snapshot(peer);
+            (snapshot.stats.counts, snapshot)
+        });
+        (snapshots, counts)
+    }
+
+    /// Sums the counters while `read` visits every peer, with the peer map held
+    /// throughout: a peer removed meanwhile has moved its counts to the retired sum under
+    /// the map's write lock, so each is counted once, in its peer or in that sum.
+    fn counts_with<T>(
+        &self,
+        mut read: impl FnMut(&PeerRef) -> (PeerCounts, T),
+    ) -> (Counts, Vec<T>) {
+        let peers = self.peers.read();
         let mut counts = Counts::default();
-        counts.add_set(&self.counters);
-        counts.add_peer(&self.retired.lock());
-        for peer in self.peer_list() {
-            counts.add_peer(&peer.lock().stats().counts);
+        let mut out = Vec::with_capacity(peers.len());
+        for peer in peers.values() {
+            let (peer_counts, t) = read(peer);
+            counts.add_peer(&peer_counts);
+            out.push(t);
         }
-        counts
+        counts.add_peer(&self.retired.lock());
+        counts.add_set(&self.counters);
+        (counts, out)
     }
 
     // ------------------------------------------------------------ plumbing
