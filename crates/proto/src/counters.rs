@@ -41,6 +41,14 @@ macro_rules! counters {
                     $(Counter::$dv => (Family::$df, counters!(@label $($dl)?)),)*
                 }
             }
+
+            /// The stable key: `family` or `family.label`.
+            pub fn key(self) -> &'static str {
+                match self {
+                    $(Counter::$pv => concat!(stringify!($pf) $(, ".", stringify!($pl))?),)*
+                    $(Counter::$dv => concat!(stringify!($df) $(, ".", stringify!($dl))?),)*
+                }
+            }
         }
     };
     (@label) => { None };
@@ -257,14 +265,6 @@ impl Counter {
         self.family_and_label().1
     }
 
-    /// The stable key: `family` or `family.label`.
-    pub fn key(self) -> String {
-        match self.family_and_label() {
-            (f, Some(l)) => format!("{}.{l}", f.name()),
-            (f, None) => f.name().to_string(),
-        }
-    }
-
     /// The counter with this key.
     pub fn from_key(key: &str) -> Option<Counter> {
         Counter::ALL.iter().copied().find(|c| c.key() == key)
@@ -449,7 +449,12 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for c in Counter::ALL {
             assert!(seen.insert(c.key()), "duplicate key {}", c.key());
-            assert_eq!(Counter::from_key(&c.key()), Some(*c));
+            assert_eq!(Counter::from_key(c.key()), Some(*c));
+            let built = match c.label() {
+                Some(l) => format!("{}.{l}", c.family().name()),
+                None => c.family().name().to_string(),
+            };
+            assert_eq!(c.key(), built, "the key is the family and label names");
             assert_eq!(Counter::ALL[*c as usize], *c, "ALL is in declaration order");
         }
         assert_eq!(Counter::from_key("received_dropped.nonsense"), None);

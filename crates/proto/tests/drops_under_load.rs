@@ -79,13 +79,16 @@ fn drop_delta(before: &Counts, after: &Counts) -> BTreeMap<String, u64> {
     Counter::ALL
         .iter()
         .filter(|c| c.is_drop())
-        .map(|c| (c.key(), after.get(*c) - before.get(*c)))
+        .map(|c| (c.key().to_string(), after.get(*c) - before.get(*c)))
         .filter(|(_, d)| *d > 0)
         .collect()
 }
 
 fn assert_drops(before: &Counts, after: &Counts, expected: &[(Counter, u64)]) {
-    let want: BTreeMap<String, u64> = expected.iter().map(|(c, n)| (c.key(), *n)).collect();
+    let want: BTreeMap<String, u64> = expected
+        .iter()
+        .map(|(c, n)| (c.key().to_string(), *n))
+        .collect();
     assert_eq!(drop_delta(before, after), want);
 }
 

@@ -126,7 +126,7 @@ fn device_counters(registry: &Registry, stats: &Stats) -> prometheus::Result<()>
             let mut labels = vec![stats.interface.as_str()];
             labels.extend(counter.label());
             vec.with_label_values(&labels)
-                .inc_by(stats.counter(&counter.key()));
+                .inc_by(stats.counter(counter.key()));
         }
     }
     Ok(())
@@ -152,7 +152,7 @@ fn peer_counters(registry: &Registry, stats: &Stats) -> prometheus::Result<()> {
                 // Only what happened, as a client library's counter vector shows it: a
                 // series per peer and reason from the start would be 25 series a peer,
                 // hundreds of thousands for a large interface, for a scrape of zeros.
-                let value = peer.counter(&counter.key());
+                let value = peer.counter(counter.key());
                 if value == 0 {
                     continue;
                 }

@@ -88,6 +88,6 @@ fn keyed(counts: &Counts, peer_only: bool) -> BTreeMap<String, u64> {
     counts
         .iter()
         .filter(|(c, _)| !peer_only || c.is_peer())
-        .map(|(c, v)| (c.key(), v))
+        .map(|(c, v)| (c.key().to_string(), v))
         .collect()
 }

@@ -156,7 +156,7 @@ fn zero_peer_counters() -> BTreeMap<String, u64> {
     Counter::ALL
         .iter()
         .filter(|c| c.is_peer())
-        .map(|c| (c.key(), 0))
+        .map(|c| (c.key().to_string(), 0))
         .collect()
 }
 

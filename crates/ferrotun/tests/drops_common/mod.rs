@@ -341,8 +341,8 @@ pub fn drop_delta(before: &Stats, after: &Stats) -> BTreeMap<String, u64> {
         .filter(|c| c.is_drop())
         .map(|c| {
             let key = c.key();
-            let moved = after.counter(&key).wrapping_sub(before.counter(&key));
-            (key, moved)
+            let moved = after.counter(key).wrapping_sub(before.counter(key));
+            (key.to_string(), moved)
         })
         .filter(|(_, moved)| *moved != 0)
         .collect()
