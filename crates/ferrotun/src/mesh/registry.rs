@@ -160,21 +160,9 @@ pub async fn claim_address(
             Some((index, owner)) if owner == *me => {
                 // Ours from before: move it onto the current lease, unless it changed hands.
                 let key = addr_key(mesh, index);
-                let txn = Txn::new()
-                    .when([Compare::value(
-                        key.as_str(),
-                        CompareOp::Equal,
-                        mine.as_str(),
-                    )])
-                    .and_then([TxnOp::put(
-                        key.as_str(),
-                        mine.as_str(),
-                        Some(PutOptions::new().with_lease(lease)),
-                    )]);
-                if bounded("cannot renew the address claim", client.txn(txn))
-                    .await?
-                    .succeeded()
-                {
+                let still_mine = Compare::value(key.as_str(), CompareOp::Equal, mine.as_str());
+                let what = "cannot renew the address claim";
+                if put_if(client, what, still_mine, &key, &mine, lease).await? {
                     return Ok(index);
                 }
                 taken.insert(index);
@@ -189,21 +177,39 @@ pub async fn claim_address(
     }
     for index in candidates(pool, &taken) {
         let key = addr_key(mesh, index);
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key.as_str(),
-                mine.as_str(),
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
-        if bounded("cannot claim an address", client.txn(txn))
-            .await?
-            .succeeded()
+        let unclaimed = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
+        if put_if(
+            client,
+            "cannot claim an address",
+            unclaimed,
+            &key,
+            &mine,
+            lease,
+        )
+        .await?
         {
             return Ok(index);
         }
     }
     bail!("the mesh CIDR {} is full", pool.v4)
+}
+
+/// Puts `value` at `key` on `lease` in one transaction, only if `condition` holds; true
+/// when it did (the compare-and-swap both claiming and renewing an address rely on).
+async fn put_if(
+    client: &mut Client,
+    what: &str,
+    condition: Compare,
+    key: &str,
+    value: &str,
+    lease: i64,
+) -> Result<bool> {
+    let txn = Txn::new().when([condition]).and_then([TxnOp::put(
+        key,
+        value,
+        Some(PutOptions::new().with_lease(lease)),
+    )]);
+    Ok(bounded(what, client.txn(txn)).await?.succeeded())
 }
 
 /// Writes this node's record under its short lease.
