@@ -29,6 +29,14 @@ fn start_nodes(etcd: &Etcd, mesh: &str, first: u32, count: u32) -> Vec<Node> {
         .collect()
 }
 
+/// Nodes 1..=`count` of `mesh`, started and waited for until each has every other as a peer.
+fn start_full_mesh(etcd: &Etcd, mesh: &str, count: u32) -> Vec<Node> {
+    let nodes = start_nodes(etcd, mesh, 1, count);
+    let refs: Vec<&Node> = nodes.iter().collect();
+    wait_full_mesh(&refs, Duration::from_secs(20));
+    nodes
+}
+
 /// Waits until every node has every other as a peer; returns how long that took.
 fn wait_full_mesh(nodes: &[&Node], timeout: Duration) -> Duration {
     let keys: Vec<String> = nodes.iter().map(|n| n.public_key()).collect();
@@ -74,9 +82,7 @@ fn five_nodes_form_a_full_mesh_v4_and_v6() {
     let _guard = serial();
     let etcd = Etcd::start();
     let mesh = unique_name("mesh");
-    let mut nodes = start_nodes(&etcd, &mesh, 1, 4);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    wait_full_mesh(&refs, Duration::from_secs(20));
+    let mut nodes = start_full_mesh(&etcd, &mesh, 4);
     // The fifth joins a running mesh: how long until all the others reach it.
     let start = Instant::now();
     nodes.extend(start_nodes(&etcd, &mesh, 5, 1));
@@ -133,9 +139,7 @@ fn killed_node_leaves_within_the_ttl_and_returns_with_its_address() {
     let _guard = serial();
     let etcd = Etcd::start();
     let mesh = unique_name("mesh");
-    let mut nodes = start_nodes(&etcd, &mesh, 1, 3);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    wait_full_mesh(&refs, Duration::from_secs(20));
+    let mut nodes = start_full_mesh(&etcd, &mesh, 3);
     let victim_key = nodes[2].public_key();
     let victim_addr = nodes[2].address().unwrap();
     let killed = Instant::now();
@@ -195,9 +199,7 @@ fn etcd_outage_keeps_tunnels_and_the_mesh_resynchronises() {
     let _guard = serial();
     let mut etcd = Etcd::start();
     let mesh = unique_name("mesh");
-    let mut nodes = start_nodes(&etcd, &mesh, 1, 2);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    wait_full_mesh(&refs, Duration::from_secs(20));
+    let mut nodes = start_full_mesh(&etcd, &mesh, 2);
 
     // One member down: a new node still joins and everyone sees it.
     etcd.kill_member(0);
@@ -269,9 +271,7 @@ fn bad_records_in_etcd_are_ignored_and_never_crash_the_agent() {
     let _guard = serial();
     let etcd = Etcd::start();
     let mesh = unique_name("mesh");
-    let mut nodes = start_nodes(&etcd, &mesh, 1, 2);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    wait_full_mesh(&refs, Duration::from_secs(20));
+    let mut nodes = start_full_mesh(&etcd, &mesh, 2);
     let prefix = format!("/ferrotun/mesh/{mesh}/");
     let key = "0101010101010101010101010101010101010101010101010101010101010101";
     let b64 = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
@@ -429,9 +429,7 @@ fn joins_leave_running_sessions_alone_and_down_leaves_at_once() {
     let _guard = serial();
     let etcd = Etcd::start();
     let mesh = unique_name("mesh");
-    let mut nodes = start_nodes(&etcd, &mesh, 1, 2);
-    let refs: Vec<&Node> = nodes.iter().collect();
-    wait_full_mesh(&refs, Duration::from_secs(20));
+    let mut nodes = start_full_mesh(&etcd, &mesh, 2);
     let b_addr = nodes[1].address().unwrap();
     assert!(nodes[0].ns.ping_until(&b_addr, Duration::from_secs(5)));
     let b_key = nodes[1].public_key();
