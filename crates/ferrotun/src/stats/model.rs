@@ -69,15 +69,30 @@ impl Stats {
 
     /// The sum of the device's drop counters.
     pub fn dropped(&self) -> u64 {
-        self.counters
-            .iter()
-            .filter(|(k, _)| Counter::from_key(k).is_some_and(Counter::is_drop))
-            .map(|(_, v)| v)
-            .sum()
+        sum_drops(&self.counters)
     }
 }
 
+/// Whether the counter `key` counts dropped packets (unknown keys do not).
+pub fn is_drop_key(key: &str) -> bool {
+    Counter::from_key(key).is_some_and(Counter::is_drop)
+}
+
+/// The drop counters of `counters`, all reasons together.
+fn sum_drops(counters: &BTreeMap<String, u64>) -> u64 {
+    counters
+        .iter()
+        .filter(|(k, _)| is_drop_key(k))
+        .map(|(_, v)| v)
+        .sum()
+}
+
 impl PeerStats {
+    /// The peer's drops, all reasons together.
+    pub fn dropped(&self) -> u64 {
+        sum_drops(&self.counters)
+    }
+
     pub fn counter(&self, key: &str) -> u64 {
         self.counters.get(key).copied().unwrap_or(0)
     }

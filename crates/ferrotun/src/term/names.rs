@@ -25,10 +25,7 @@ pub fn counter_short(key: &str) -> String {
     printable(key.rsplit_once('.').map_or(key, |(_, label)| label))
 }
 
-/// Whether `key` counts dropped packets.
-pub fn is_drop(key: &str) -> bool {
-    Counter::from_key(key).is_some_and(Counter::is_drop)
-}
+pub use crate::stats::model::is_drop_key as is_drop;
 
 /// Text from the daemon with control characters replaced, so a name or endpoint can never
 /// move the cursor or change colours at the terminal.

@@ -27,15 +27,6 @@ pub fn per_second(before: u64, after: u64, elapsed: Duration) -> f64 {
     after.saturating_sub(before) as f64 / secs
 }
 
-/// Drops counted for a peer, all reasons together.
-pub fn peer_drops(peer: &PeerStats) -> u64 {
-    peer.counters
-        .iter()
-        .filter(|(k, _)| super::names::is_drop(k))
-        .map(|(_, v)| v)
-        .sum()
-}
-
 /// A peer's rates; a peer absent from `before` (just added) counts from zero.
 pub fn peer_rates(before: Option<&PeerStats>, after: &PeerStats, elapsed: Duration) -> Rates {
     let get = |p: Option<&PeerStats>, f: &dyn Fn(&PeerStats) -> u64| p.map_or(0, f);
@@ -52,7 +43,7 @@ pub fn peer_rates(before: Option<&PeerStats>, after: &PeerStats, elapsed: Durati
             after.counter("sent_packets"),
             elapsed,
         ),
-        drops: per_second(get(before, &peer_drops), peer_drops(after), elapsed),
+        drops: per_second(get(before, &PeerStats::dropped), after.dropped(), elapsed),
     }
 }
 
