@@ -62,64 +62,37 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// What the daemon is started with, as the command line (front/) parsed it.
+#[derive(Debug, Default, Clone)]
+pub struct Args {
+    pub name: String,
+    pub foreground: bool,
+    /// `--user NAME`; else FERROTUN_USER; else the default (see confine).
+    pub user: Option<String>,
+    /// `--disable-drop-privileges` (FERROTUN_DISABLE_DROP_PRIVILEGES=1 does the same).
+    pub unconfined: bool,
+    /// `--metrics ADDR:PORT`, checked here; it wins over FERROTUN_METRICS.
+    pub metrics: Option<String>,
+}
+
 /// Runs the daemon; returns the process exit status.
-pub fn main(program: &str, args: &[String]) -> i32 {
-    let mut foreground = std::env::var(ENV_FOREGROUND).as_deref() == Ok("1");
-    let mut name = None;
+pub fn main(program: &str, args: &Args) -> i32 {
+    let foreground = args.foreground || std::env::var(ENV_FOREGROUND).as_deref() == Ok("1");
+    let name = &args.name;
     let mut options = confine::Options::from_env();
-    let mut metrics_flag = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-f" | "--foreground" => foreground = true,
-            confine::OPT_DISABLE => options.disabled = true,
-            "--user" => match args.next() {
-                Some(user) => options.user = Some(user.clone()),
-                None => {
-                    eprintln!("{}", usage(program));
-                    return 1;
-                }
-            },
-            metrics::OPT_METRICS => match args.next() {
-                Some(value) => metrics_flag = Some(value.clone()),
-                None => {
-                    eprintln!("{}", usage(program));
-                    return 1;
-                }
-            },
-            other if other.starts_with("--metrics=") => {
-                metrics_flag = Some(other["--metrics=".len()..].to_string())
-            }
-            "--version" | "-v" => {
-                println!(
-                    "ferrotun v{} (userspace WireGuard)",
-                    env!("CARGO_PKG_VERSION")
-                );
-                return 0;
-            }
-            "-h" | "--help" => {
-                println!("{}", usage(program));
-                return 0;
-            }
-            other if name.is_none() && !other.starts_with('-') => name = Some(other.to_string()),
-            _ => {
-                eprintln!("{}", usage(program));
-                return 1;
-            }
-        }
+    if args.user.is_some() {
+        options.user = args.user.clone();
     }
-    let Some(name) = name else {
-        eprintln!("{}", usage(program));
-        return 1;
-    };
+    options.disabled |= args.unconfined;
+    let metrics_flag = args.metrics.as_deref();
     init_logging();
     let result = confine::check_args(&options)
-        .and_then(|()| MetricsOption::resolve(metrics_flag.as_deref()))
+        .and_then(|()| MetricsOption::resolve(metrics_flag))
         .and_then(|metrics| {
             if foreground {
-                run_foreground(&name, &options, &metrics)
+                run_foreground(name, &options, &metrics)
             } else {
-                spawn_background(&name, &options, &metrics)
+                spawn_background(name, &options, &metrics)
             }
         });
     match result {

@@ -52,17 +52,17 @@ pub fn main(args: &[String]) -> i32 {
         },
         Some(Kind::Daemon) => match parse(first, rest) {
             Ok(m) => {
-                let name = m
-                    .get_one::<String>("interface")
-                    .cloned()
-                    .unwrap_or_default();
-                let options = DaemonOptions {
+                let args = crate::daemon::Args {
+                    name: m
+                        .get_one::<String>("interface")
+                        .cloned()
+                        .unwrap_or_default(),
                     foreground: m.get_flag("foreground"),
                     user: m.get_one::<String>("user").cloned(),
                     unconfined: m.get_flag("disable-drop-privileges"),
                     metrics: m.get_one::<String>("metrics").cloned(),
                 };
-                daemon(&options, &name)
+                crate::daemon::main(NAME, &args)
             }
             Err(code) => code,
         },
@@ -115,7 +115,7 @@ pub fn main(args: &[String]) -> i32 {
 /// `ferrotun [-f|--foreground] INTERFACE-NAME`, the form wg-quick runs. The name must not
 /// be a command or look like a mistyped one.
 fn bare_daemon(args: &[String]) -> i32 {
-    let mut options = DaemonOptions::default();
+    let mut options = crate::daemon::Args::default();
     let mut names = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -173,35 +173,8 @@ fn bare_daemon(args: &[String]) -> i32 {
              See `{NAME} help' for every command."
         ));
     }
-    daemon(&options, name)
-}
-
-/// What the daemon's command line may say besides the interface name.
-#[derive(Default)]
-struct DaemonOptions {
-    foreground: bool,
-    user: Option<String>,
-    unconfined: bool,
-    /// `--metrics ADDR:PORT`, checked by the daemon.
-    metrics: Option<String>,
-}
-
-fn daemon(options: &DaemonOptions, name: &str) -> i32 {
-    let mut args = Vec::new();
-    if options.foreground {
-        args.push("--foreground".to_string());
-    }
-    if let Some(user) = &options.user {
-        args.extend(["--user".to_string(), user.clone()]);
-    }
-    if options.unconfined {
-        args.push(crate::daemon::confine::OPT_DISABLE.to_string());
-    }
-    if let Some(addr) = &options.metrics {
-        args.extend([crate::metrics::OPT_METRICS.to_string(), addr.clone()]);
-    }
-    args.push(name.to_string());
-    crate::daemon::main(NAME, &args)
+    options.name = name.to_string();
+    crate::daemon::main(NAME, &options)
 }
 
 /// `help [COMMAND]`.
