@@ -4,7 +4,7 @@
 
 #![no_main]
 
-use ferrotun::config::{quick::config_path, QuickConfig, WgConfig};
+use ferrotun_uapi::config::{quick::config_path, QuickConfig, WgConfig};
 use ferrotun_fuzz::{check_config_error, no_dns};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,11 +7,11 @@
 
 use std::collections::HashSet;
 
-use ferrotun::config::WgConfig;
-use ferrotun::uapi::format::{format_get_reply, format_set_request};
-use ferrotun::uapi::framing::read_message;
-use ferrotun::uapi::parse::{parse_get_reply, parse_set, parse_set_reply};
-use ferrotun::uapi::InterfaceStatus;
+use ferrotun_uapi::config::WgConfig;
+use ferrotun_uapi::format::{format_get_reply, format_set_request};
+use ferrotun_uapi::framing::read_message;
+use ferrotun_uapi::parse::{parse_get_reply, parse_set, parse_set_reply};
+use ferrotun_uapi::InterfaceStatus;
 use ferrotun_fuzz::no_dns;
 use libfuzzer_sys::fuzz_target;
 

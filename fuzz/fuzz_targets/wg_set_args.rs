@@ -5,11 +5,11 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use ferrotun::cli::set::parse_set_args;
-use ferrotun::cli::{Env, Io};
-use ferrotun::uapi::format::format_set_request;
-use ferrotun::uapi::parse::parse_set;
-use ferrotun::uapi::{Client, PeerChange, SetRequest};
+use ferrotun_wg::set::parse_set_args;
+use ferrotun_wg::{Env, Io};
+use ferrotun_uapi::format::format_set_request;
+use ferrotun_uapi::parse::parse_set;
+use ferrotun_uapi::{Client, PeerChange, SetRequest};
 use ferrotun_fuzz::no_dns;
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@ pub use ferrotun_testkit::pair;
 
 use std::net::{IpAddr, SocketAddr};
 
-use ferrotun::config::{endpoint, ConfigError, ValueError};
+use ferrotun_uapi::config::{endpoint, ConfigError, ValueError};
 
 /// The real endpoint resolver for numeric addresses, and a resolver failure for names: a fuzz
 /// run must never wait on DNS, and a numeric host never reaches it anyway.

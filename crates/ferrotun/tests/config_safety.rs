@@ -17,8 +17,8 @@ use common::uapi_model::{
     EINVAL, EPROTO,
 };
 use common::{unique_name, Daemon, Netns};
-use ferrotun::uapi::IpPrefix;
 use ferrotun_proto::keys::PrivateKey;
+use ferrotun_uapi::IpPrefix;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -5,7 +5,7 @@
 mod drops_common;
 
 use drops_common::*;
-use ferrotun::daemon::drop_summary::INTERVAL;
+use ferrotun_daemon::drop_summary::INTERVAL;
 use std::time::{Duration, Instant};
 
 const FLOOD: u64 = 3000;

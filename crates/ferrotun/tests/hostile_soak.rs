@@ -23,7 +23,7 @@
 mod common;
 
 use common::sock;
-use ferrotun::cli::pretty::strip_ansi;
+use ferrotun_wg::pretty::strip_ansi;
 
 use common::paced_tcp::{self, Pace};
 use common::sampler::{Sample, Sampler};

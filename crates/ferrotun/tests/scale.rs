@@ -9,11 +9,11 @@ mod common;
 
 use common::sampler::rss_kib;
 use common::{ferrotun_bin, unique_name, Daemon, Netns};
-use ferrotun::uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
 use ferrotun_device::netns::enter_netns;
 use ferrotun_proto::interface::{Env, Interface, PeerRef};
 use ferrotun_proto::keys::{PrivateKey, PublicKey};
 use ferrotun_proto::time::{Instant as CoreInstant, WallTime};
+use ferrotun_uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};

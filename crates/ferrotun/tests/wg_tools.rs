@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::scratch::TempDir;
 use common::{unique_name, Netns};
-use ferrotun::cli::{run_captured, Captured, Env};
-use ferrotun::uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
+use ferrotun_uapi::{AllowedIpChange, Client, IpPrefix, PeerChange, SetRequest};
+use ferrotun_wg::{run_captured, Captured, Env};
 
 /// A wireguard-go daemon in the foreground, in a namespace of its own (or one it shares with
 /// the other daemons of a test); dropping it stops the daemon, and the last one out removes

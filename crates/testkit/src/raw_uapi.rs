@@ -3,8 +3,8 @@
 //! can be compared in (keys as lowercase hex, peers ordered by key, counters left out).
 
 use crate::netns::socket_path;
-use ferrotun::uapi::parse::parse_get_reply;
-use ferrotun::uapi::IpPrefix;
+use ferrotun_uapi::parse::parse_get_reply;
+use ferrotun_uapi::IpPrefix;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::SocketAddr;

@@ -8,8 +8,8 @@
 //! wireguard-go's line-by-line ones agree, so the model is the same for both daemons.
 
 use crate::raw_uapi::{Config, PeerConfig};
-use ferrotun::uapi::IpPrefix;
 use ferrotun_proto::keys::PrivateKey;
+use ferrotun_uapi::IpPrefix;
 use std::net::SocketAddr;
 
 pub const EINVAL: i32 = 22;

@@ -4,11 +4,11 @@
 //!
 //! The `wg` commands keep wg's own grammar (`set wg0 peer KEY allowed-ips ...` is not a
 //! shape an argument parser models well): clap describes them and takes their words as
-//! they come, and the wg implementation in [`crate::cli`] parses them as wg does.
+//! they come, and the wg implementation in [`ferrotun_wg`] parses them as wg does.
 
 use clap::{value_parser, Arg, ArgAction, Command, ValueHint};
 
-use crate::cli::{set::SET_USAGE, show::FIELDS};
+use ferrotun_wg::{set::SET_USAGE, show::FIELDS};
 
 /// The program name the definition is written for.
 pub const NAME: &str = "ferrotun";
@@ -44,7 +44,7 @@ pub fn groups() -> Vec<Group> {
         },
         Group {
             heading: "A mesh across hosts, its state in etcd",
-            commands: vec![(Kind::Mesh, crate::mesh::command())],
+            commands: vec![(Kind::Mesh, ferrotun_mesh::command())],
         },
         Group {
             heading: "Trying it out",

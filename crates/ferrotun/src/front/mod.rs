@@ -41,18 +41,18 @@ pub fn main(args: &[String]) -> i32 {
             if matches!(rest, [one] if one == "--help" || one == "-h") {
                 return show_help(first);
             }
-            crate::cli::wg_main(args)
+            ferrotun_wg::wg_main(args)
         }
         Some(Kind::Quick) => match parse(first, rest) {
             Ok(m) => {
                 let target = m.get_one::<String>("target").cloned().unwrap_or_default();
-                crate::quick::main(NAME, &[first.clone(), target])
+                ferrotun_quick::main(NAME, &[first.clone(), target])
             }
             Err(code) => code,
         },
         Some(Kind::Daemon) => match parse(first, rest) {
             Ok(m) => {
-                let args = crate::daemon::Args {
+                let args = ferrotun_daemon::Args {
                     name: m
                         .get_one::<String>("interface")
                         .cloned()
@@ -62,14 +62,14 @@ pub fn main(args: &[String]) -> i32 {
                     unconfined: m.get_flag("disable-drop-privileges"),
                     metrics: m.get_one::<String>("metrics").cloned(),
                 };
-                crate::daemon::main(NAME, &args)
+                ferrotun_daemon::main(NAME, &args)
             }
             Err(code) => code,
         },
         Some(Kind::Stats) => match parse(first, rest) {
-            Ok(m) => crate::term::stats(
-                &crate::uapi::Client::new(),
-                &crate::term::StatsOptions {
+            Ok(m) => ferrotun_top::stats(
+                &ferrotun_uapi::Client::new(),
+                &ferrotun_top::StatsOptions {
                     interface: m.get_one::<String>("interface").cloned(),
                     json: m.get_flag("json"),
                 },
@@ -77,16 +77,16 @@ pub fn main(args: &[String]) -> i32 {
             Err(code) => code,
         },
         Some(Kind::Top) => match parse(first, rest) {
-            Ok(m) => crate::term::top(
-                &crate::uapi::Client::new(),
+            Ok(m) => ferrotun_top::top(
+                &ferrotun_uapi::Client::new(),
                 m.get_one::<String>("interface").map(String::as_str),
             ),
             Err(code) => code,
         },
         // The mesh parses its own words with the same definition (mesh/options.rs).
-        Some(Kind::Mesh) => crate::mesh::main(rest),
+        Some(Kind::Mesh) => ferrotun_mesh::main(rest),
         Some(Kind::Demo) => match parse(first, rest) {
-            Ok(m) => crate::demo::main(crate::demo::Options {
+            Ok(m) => ferrotun_demo::main(ferrotun_demo::Options {
                 seconds: Duration::from_secs(m.get_one::<u64>("seconds").copied().unwrap_or(3)),
                 keep: m.get_flag("keep"),
                 no_up: m.get_flag("no-up"),
@@ -115,7 +115,7 @@ pub fn main(args: &[String]) -> i32 {
 /// `ferrotun [-f|--foreground] INTERFACE-NAME`, the form wg-quick runs. The name must not
 /// be a command or look like a mistyped one.
 fn bare_daemon(args: &[String]) -> i32 {
-    let mut options = crate::daemon::Args::default();
+    let mut options = ferrotun_daemon::Args::default();
     let mut names = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -174,7 +174,7 @@ fn bare_daemon(args: &[String]) -> i32 {
         ));
     }
     options.name = name.to_string();
-    crate::daemon::main(NAME, &options)
+    ferrotun_daemon::main(NAME, &options)
 }
 
 /// `help [COMMAND]`.

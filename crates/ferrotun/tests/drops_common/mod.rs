@@ -10,8 +10,6 @@
 
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519;
-use ferrotun::stats::{fetch, Stats};
-use ferrotun::uapi::Client;
 use ferrotun_proto::counters::Counter;
 use ferrotun_proto::crypto::{hash, mac};
 use ferrotun_proto::noise::LABEL_MAC1;
@@ -21,6 +19,8 @@ use ferrotun_proto::wire::{
 use ferrotun_testkit::inside::{join, spawn_in};
 use ferrotun_testkit::raw_uapi::{exchange, wire_errno};
 use ferrotun_testkit::{ferrotun_bin, unique_name, Daemon, Netns};
+use ferrotun_uapi::stats::{fetch, Stats};
+use ferrotun_uapi::Client;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use std::collections::BTreeMap;

@@ -1,0 +1,20 @@
+//! The commands that read a running ferrotun interface's counters at a terminal:
+//! `ferrotun stats` (once, readable or JSON) and `ferrotun top` (live, per peer). Both ask
+//! the daemon through its configuration socket (`stats=1`, see [`ferrotun_uapi::stats::wire`]), so
+//! what `wg` sees on that socket is unchanged.
+
+// Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// All unsafe code lives in crates/device.
+#![forbid(unsafe_code)]
+
+pub mod names;
+pub mod rates;
+pub mod render;
+pub mod screen;
+pub mod stats_cmd;
+pub mod terminal;
+pub mod top;
+
+pub use stats_cmd::{stats, StatsOptions};
+pub use top::top;

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds the workspace the way a fresh machine with only the Rust toolchain would: a new,
+# empty target directory (every build script runs), PROTOC unset, and a PATH holding only
+# the toolchain, the C compiler some crates build with, and a `protoc` that fails loudly,
+# so a build that reaches for one fails here instead of on a user's machine.
+# Usage: scripts/check-toolchain-only-build.sh [cargo arguments; default: check --workspace --all-targets]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+mkdir -p "$scratch/bin" "$scratch/target"
+cat > "$scratch/bin/protoc" <<'PROTOC'
+#!/bin/sh
+echo "protoc was called ($*): the build must need nothing but the Rust toolchain" >&2
+exit 1
+PROTOC
+chmod +x "$scratch/bin/protoc"
+
+cargo_bin=$(dirname "$(command -v cargo)")
+args=("$@")
+[[ ${#args[@]} -gt 0 ]] || args=(check --workspace --all-targets)
+# The fake protoc comes first; /usr/bin and /bin hold the C compiler and the shell tools a
+# build script may run (cc, ar, sh), none of them protoc on a machine without the package.
+env -i HOME="$HOME" TERM=dumb CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
+    RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_TARGET_DIR="$scratch/target" \
+    PATH="$scratch/bin:$cargo_bin:/usr/bin:/bin" \
+    cargo "${args[@]}"
+if [[ -x /usr/bin/protoc || -x /bin/protoc ]]; then
+    echo "note: a protoc is installed on this machine, but the fake one came first on PATH"
+fi
+echo "built with nothing but the Rust toolchain (no protoc, PROTOC unset)"
