@@ -200,7 +200,10 @@ impl Client {
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
         let token = self.token();
-        match self.open_stream_once(path, first.clone(), token.clone()).await {
+        match self
+            .open_stream_once(path, first.clone(), token.clone())
+            .await
+        {
             Err(e) if e.is_stale_token() && self.inner.credentials.is_some() => {
                 self.refresh_token(token).await?;
                 self.open_stream_once(path, first, self.token()).await

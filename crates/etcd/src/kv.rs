@@ -3,8 +3,8 @@
 use crate::client::Client;
 use crate::error::Error;
 use crate::messages::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, TxnRequest, TxnResponse,
+    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    TxnRequest, TxnResponse,
 };
 
 const RANGE: &str = "/etcdserverpb.KV/Range";

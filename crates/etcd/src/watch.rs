@@ -80,10 +80,12 @@ impl Client {
         };
         let token = self.token();
         let stream = self.open_watch(create.clone()).await?;
-        // etcd refuses a watch whose token it does not know as "permission denied" rather
+        // etcd refuses a watch whose token it does not accept in the cancel reason rather
         // than with an error status: with credentials, authenticate again and retry once.
         let refused = stream.pending.as_ref().is_some_and(|r| {
-            r.canceled && r.cancel_reason.contains("permission denied")
+            r.canceled
+                && (r.cancel_reason.contains("invalid auth token")
+                    || r.cancel_reason.contains("revision of auth store is old"))
         });
         if refused && self.inner.credentials.is_some() && token.is_some() {
             self.refresh_token(token).await?;

@@ -20,8 +20,8 @@ pub use lease::{
     LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 pub use txn::{
-    compare, request_op, response_op, Compare, CompareResult, CompareTarget, RequestOp,
-    ResponseOp, TxnRequest, TxnResponse,
+    compare, request_op, response_op, Compare, CompareResult, CompareTarget, RequestOp, ResponseOp,
+    TxnRequest, TxnResponse,
 };
 pub use watch::{
     watch_request, Event, EventType, WatchCancelRequest, WatchCreateRequest, WatchRequest,

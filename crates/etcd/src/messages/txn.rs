@@ -2,8 +2,8 @@
 //! `TxnResponse`, with builders for the compares and operations.
 
 use super::kv::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, ResponseHeader,
+    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader,
 };
 
 /// `etcdserverpb.Compare.CompareResult`.
@@ -230,4 +230,3 @@ pub struct TxnResponse {
     #[prost(message, repeated, tag = "3")]
     pub responses: Vec<ResponseOp>,
 }
-
