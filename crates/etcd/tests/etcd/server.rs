@@ -61,9 +61,8 @@ impl Member {
 pub struct Etcd {
     child: Option<Child>,
     pub endpoint: String,
-    pub name: String,
-    /// The files the member works with; holds its data directory and log.
-    pub dir: TempDir,
+    /// The member's data directory and log, removed on drop (after the process).
+    _dir: TempDir,
     log: PathBuf,
 }
 
@@ -124,8 +123,7 @@ impl Etcd {
         Etcd {
             child: Some(child),
             endpoint,
-            name: member.name.clone(),
-            dir,
+            _dir: dir,
             log,
         }
     }
