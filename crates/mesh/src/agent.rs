@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
-use etcd_client::{Client, EventType, WatchOptions};
+use ferrotun_etcd::{Client, EventType, WatchOptions};
 use ferrotun_proto::keys::{PrivateKey, PublicKey};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -186,11 +186,9 @@ impl Agent {
             "cannot watch the mesh",
             client.watch(
                 mesh_prefix(&mesh),
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(revision + 1),
-                ),
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(revision + 1),
             ),
         )
         .await?;
@@ -210,8 +208,8 @@ impl Agent {
             tokio::select! {
                 message = watch.message() => {
                     let Some(resp) = message? else { bail!("the watch ended") };
-                    if resp.canceled() {
-                        bail!("the watch was cancelled ({})", resp.cancel_reason());
+                    if resp.canceled {
+                        bail!("the watch was cancelled ({})", resp.cancel_reason);
                     }
                     for event in resp.events() {
                         let Some(kv) = event.kv() else { continue };
@@ -349,10 +347,7 @@ impl Agent {
     }
 }
 
-async fn client_revoke(
-    client: &mut Client,
-    id: i64,
-) -> Result<etcd_client::LeaseRevokeResponse, etcd_client::Error> {
+async fn client_revoke(client: &mut Client, id: i64) -> Result<(), ferrotun_etcd::Error> {
     client.lease_revoke(id).await
 }
 

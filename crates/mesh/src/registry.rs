@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity,
-    LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp,
+use ferrotun_etcd::{
+    Client, Compare, CompareResult, ConnectOptions, LeaseKeepAlive, RequestOp, TlsOptions,
+    TxnRequest,
 };
 use ferrotun_proto::keys::PublicKey;
 
@@ -34,7 +34,7 @@ fn call_bound() -> Duration {
 
 pub async fn bounded<T>(
     what: &str,
-    f: impl Future<Output = Result<T, etcd_client::Error>>,
+    f: impl Future<Output = Result<T, ferrotun_etcd::Error>>,
 ) -> Result<T> {
     let bound = call_bound();
     match tokio::time::timeout(bound, f).await {
@@ -65,7 +65,7 @@ pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
         let mut tls = TlsOptions::new();
         if let Some(ca) = &opts.cacert {
             let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
+            tls = tls.with_ca_pem(pem);
         }
         match (&opts.cert, &opts.key) {
             (Some(cert), Some(key)) => {
@@ -73,7 +73,7 @@ pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
                     .with_context(|| format!("cannot read {}", cert.display()))?;
                 let k =
                     std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-                tls = tls.identity(Identity::from_pem(c, k));
+                tls = tls.with_identity_pem(c, k);
             }
             (None, None) => {}
             _ => bail!("--etcd-cert and --etcd-key go together"),
@@ -82,7 +82,7 @@ pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
     }
     bounded(
         &format!("cannot connect to {endpoint}"),
-        Client::connect([endpoint.as_str()], Some(options)),
+        Client::connect(&endpoint, options),
     )
     .await
 }
@@ -90,44 +90,32 @@ pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
 /// One lease and the stream that renews it.
 pub struct Lease {
     pub id: i64,
-    keeper: LeaseKeeper,
-    stream: LeaseKeepAliveStream,
+    keeper: LeaseKeepAlive,
 }
 
 impl Lease {
     /// Reattaches to lease `id` if it is still alive, or grants a new one of `ttl` seconds.
     pub async fn obtain(client: &mut Client, id: Option<i64>, ttl: i64) -> Result<Lease> {
         let id = match id {
-            Some(id)
-                if bounded("lease lookup", client.lease_time_to_live(id, None))
-                    .await?
-                    .ttl()
-                    > 0 =>
-            {
-                id
-            }
-            _ => bounded("cannot grant a lease", client.lease_grant(ttl, None))
-                .await?
-                .id(),
+            Some(id) if bounded("lease lookup", client.lease_time_to_live(id)).await? > 0 => id,
+            _ => bounded("cannot grant a lease", client.lease_grant(ttl)).await?,
         };
-        let (keeper, stream) = bounded("lease keep-alive", client.lease_keep_alive(id)).await?;
-        Ok(Lease { id, keeper, stream })
+        let keeper = bounded("lease keep-alive", client.lease_keep_alive(id)).await?;
+        Ok(Lease { id, keeper })
     }
 
     /// One renewal; an error when the lease has expired meanwhile (its keys are gone).
     pub async fn renew(&mut self) -> Result<()> {
-        let Lease { keeper, stream, .. } = self;
         let bound = call_bound();
-        let answer = tokio::time::timeout(bound, async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await
-        .map_err(|_| anyhow!("lease renewal: no answer from etcd within {bound:?}"))?
-        .context("lease renewal")?;
+        let answer = tokio::time::timeout(bound, self.keeper.keep_alive())
+            .await
+            .map_err(|_| anyhow!("lease renewal: no answer from etcd within {bound:?}"))?;
         match answer {
-            Some(r) if r.ttl() > 0 => Ok(()),
-            _ => bail!("lease {:x} expired", self.id),
+            Ok(_) => Ok(()),
+            Err(ferrotun_etcd::Error::LeaseNotFound { .. }) => {
+                bail!("lease {:x} expired", self.id)
+            }
+            Err(e) => Err(e).context("lease renewal"),
         }
     }
 }
@@ -145,7 +133,7 @@ pub async fn claim_address(
     let prefix = addrs_prefix(mesh);
     let existing = bounded(
         "cannot read the address claims",
-        client.get(prefix.as_str(), Some(GetOptions::new().with_prefix())),
+        client.get_prefix(prefix.as_str()),
     )
     .await?;
     let mine = me.to_hex();
@@ -160,7 +148,7 @@ pub async fn claim_address(
             Some((index, owner)) if owner == *me => {
                 // Ours from before: move it onto the current lease, unless it changed hands.
                 let key = addr_key(mesh, index);
-                let still_mine = Compare::value(key.as_str(), CompareOp::Equal, mine.as_str());
+                let still_mine = Compare::value(key.as_str(), CompareResult::Equal, mine.as_str());
                 let what = "cannot renew the address claim";
                 if put_if(client, what, still_mine, &key, &mine, lease).await? {
                     return Ok(index);
@@ -172,12 +160,15 @@ pub async fn claim_address(
             }
             // Junk under addrs/ is skipped; an index it might name stays free for us only if
             // the compare-and-swap below agrees.
-            None => tracing::warn!("ignoring malformed address claim {:?}", kv.key_str()),
+            None => tracing::warn!(
+                "ignoring malformed address claim {:?}",
+                String::from_utf8_lossy(kv.key())
+            ),
         }
     }
     for index in candidates(pool, &taken) {
         let key = addr_key(mesh, index);
-        let unclaimed = Compare::create_revision(key.as_str(), CompareOp::Equal, 0);
+        let unclaimed = Compare::create_revision(key.as_str(), CompareResult::Equal, 0);
         if put_if(
             client,
             "cannot claim an address",
@@ -204,12 +195,10 @@ async fn put_if(
     value: &str,
     lease: i64,
 ) -> Result<bool> {
-    let txn = Txn::new().when([condition]).and_then([TxnOp::put(
-        key,
-        value,
-        Some(PutOptions::new().with_lease(lease)),
-    )]);
-    Ok(bounded(what, client.txn(txn)).await?.succeeded())
+    let txn = TxnRequest::new()
+        .when([condition])
+        .and_then([RequestOp::put(key, value, Some(lease))]);
+    Ok(bounded(what, client.txn(txn)).await?.succeeded)
 }
 
 /// Writes this node's record under its short lease.
@@ -223,11 +212,7 @@ pub async fn register(
     let value = serde_json::to_vec(record)?;
     bounded(
         "cannot register",
-        client.put(
-            node_key(mesh, me),
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        ),
+        client.put(node_key(mesh, me), value, Some(lease)),
     )
     .await?;
     Ok(())
@@ -235,12 +220,8 @@ pub async fn register(
 
 /// Everything under the mesh prefix, and the revision it was read at.
 pub async fn snapshot(client: &mut Client, mesh: &str) -> Result<(i64, Vec<(String, Vec<u8>)>)> {
-    let resp = bounded(
-        "cannot read the mesh",
-        client.get(mesh_prefix(mesh), Some(GetOptions::new().with_prefix())),
-    )
-    .await?;
-    let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+    let resp = bounded("cannot read the mesh", client.get_prefix(mesh_prefix(mesh))).await?;
+    let revision = resp.revision();
     let kvs = resp
         .kvs()
         .iter()
