@@ -5,11 +5,11 @@
 // All unsafe code lives in crates/device.
 #![forbid(unsafe_code)]
 
-pub mod apply;
-pub mod confine;
+pub(crate) mod apply;
+pub(crate) mod confine;
 pub mod drop_summary;
 pub mod metrics;
-pub mod reading;
+pub(crate) mod reading;
 pub mod server;
 
 use crate::metrics::MetricsOption;

@@ -8,12 +8,12 @@
 // All unsafe code lives in crates/device.
 #![forbid(unsafe_code)]
 
-pub mod names;
-pub mod rates;
-pub mod render;
-pub mod screen;
-pub mod stats_cmd;
-pub mod terminal;
+pub(crate) mod names;
+pub(crate) mod rates;
+pub(crate) mod render;
+pub(crate) mod screen;
+pub(crate) mod stats_cmd;
+pub(crate) mod terminal;
 pub mod top;
 
 pub use stats_cmd::{stats, StatsOptions};

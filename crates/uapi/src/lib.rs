@@ -10,7 +10,7 @@ pub mod client;
 pub mod config;
 pub mod format;
 pub mod framing;
-pub mod model;
+pub(crate) mod model;
 pub mod parse;
 pub mod prefix;
 pub mod stats;

@@ -7,8 +7,8 @@
 // All unsafe code lives in crates/device.
 #![forbid(unsafe_code)]
 
-pub mod io;
-pub mod keys;
+pub(crate) mod io;
+pub(crate) mod keys;
 pub mod pretty;
 pub mod set;
 pub mod show;
