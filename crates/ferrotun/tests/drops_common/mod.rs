@@ -22,8 +22,6 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-pub use ferrotun_testkit::forge::{initiation_with_mac1, response_with_mac1};
-
 pub const DAEMON_OUTER: &str = "192.168.243.1";
 pub const TESTER_OUTER: &str = "192.168.243.2";
 pub const OUTER_SUBNET: &str = "192.168.243.0/24";
