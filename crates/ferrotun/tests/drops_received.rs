@@ -12,6 +12,7 @@
 mod drops_common;
 
 use drops_common::*;
+use ferrotun_testkit::forge::{initiation_with_mac1, response_with_mac1};
 use std::time::Duration;
 
 const N: u64 = 7;

@@ -212,7 +212,7 @@ pub fn xaead_open(
 /// malicious key cannot force a known shared secret.
 pub fn dh(private: &PrivateKey, public: &PublicKey) -> Result<[u8; 32], CryptoError> {
     #[cfg(test)]
-    x25519_audit::note();
+    crate::x25519_audit::note();
     let secret = x25519_dalek::StaticSecret::from(*private.as_bytes());
     let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*public.as_bytes()));
     let bytes = *shared.as_bytes();
@@ -220,34 +220,6 @@ pub fn dh(private: &PrivateKey, public: &PublicKey) -> Result<[u8; 32], CryptoEr
         return Err(CryptoError::ZeroSharedSecret);
     }
     Ok(bytes)
-}
-
-/// A test hook on every X25519 operation of the calling thread, so tests can check what
-/// is (not) held while one runs.
-#[cfg(test)]
-pub(crate) mod x25519_audit {
-    use std::cell::RefCell;
-
-    thread_local! {
-        static HOOK: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
-    }
-
-    /// Calls `hook` on each X25519 operation of this thread until `clear`.
-    pub(crate) fn set(hook: impl Fn() + 'static) {
-        HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
-    }
-
-    pub(crate) fn clear() {
-        HOOK.with(|h| *h.borrow_mut() = None);
-    }
-
-    pub(crate) fn note() {
-        HOOK.with(|h| {
-            if let Some(hook) = h.borrow().as_ref() {
-                hook();
-            }
-        });
-    }
 }
 
 /// One direction of a transport session's ChaCha20-Poly1305 key.

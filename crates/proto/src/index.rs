@@ -59,10 +59,12 @@ impl<T> IndexTable<T> {
         self.map.get(&index)
     }
 
+    #[cfg(test)]
     pub fn get_mut(&mut self, index: u32) -> Option<&mut T> {
         self.map.get_mut(&index)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, index: u32) -> bool {
         self.map.contains_key(&index)
     }
@@ -85,10 +87,12 @@ impl<T> IndexTable<T> {
         self.map.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.map.iter().map(|(&index, value)| (index, value))
     }

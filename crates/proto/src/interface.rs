@@ -6,26 +6,29 @@
 //! the one peer's mutex, so peers never contend with each other; handshakes and timers
 //! (which do the X25519 work) run wherever the caller puts them, typically a separate
 //! thread, and never hold a table lock while computing.
+//!
+//! This file holds the type, its construction and configuration, and the entry points of
+//! its three paths, each in a file of its own as in the kernel's send.c, receive.c and
+//! noise.c: `send.rs` and `receive.rs` are handed the tables they read and never see the
+//! interface; `handshake.rs`, which needs most of it, adds its methods to [`Interface`].
 
 use crate::allowed_ips::AllowedIps;
 use crate::constants::Timing;
-use crate::cookie::{check_macs, CookieChecker, MacVerdict};
-use crate::counters::{Counter, CounterSet, Counts, PeerCounts};
+use crate::cookie::CookieChecker;
+use crate::counters::{CounterSet, Counts, PeerCounts};
 use crate::index::IndexTable;
-use crate::ip;
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
-use crate::noise::{
-    open_initiation, Handshake, HandshakeError, InitiationEphemeral, LocalStatic,
-    ResponseAgreement, ResponseEphemeral,
-};
-use crate::peer::{Datagram, IndexRegistry, Peer, PeerCtx, PeerStats, ReceiveOutcome};
+use crate::noise::{Handshake, InitiationEphemeral, LocalStatic};
+use crate::peer::{Datagram, Peer, PeerCtx, PeerStats};
 use crate::ratelimiter::RateLimiter;
-use crate::send::SendBatch;
-use crate::session::{Keypair, SessionError};
+use crate::receive;
+use crate::registry::{IndexEntry, Registry};
+use crate::send::{self, Planned, SendBatch};
+use crate::session::Keypair;
 use crate::source::LocalSource;
 use crate::time::Instant;
-use crate::wire::{self, Message};
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use crate::wire;
+use parking_lot::{Mutex, RwLock};
 use rand_core::CryptoRngCore;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,148 +37,9 @@ use std::sync::Arc;
 
 pub const DEFAULT_MTU: usize = 1420;
 
+pub use crate::peer_ref::PeerRef;
+pub use crate::receive::{RxError, TransportRx};
 pub use crate::time::Env;
-
-pub struct PeerCell {
-    public_key: PublicKey,
-    state: Mutex<Peer>,
-    /// The X25519 work of this peer's next initiation, done ahead outside `state`'s lock
-    /// (see `with_ctx`). Taken and put back only while `state` is not held.
-    spare: Mutex<Option<InitiationEphemeral>>,
-}
-
-/// A shared handle to one peer; equality is identity.
-#[derive(Clone)]
-pub struct PeerRef(Arc<PeerCell>);
-
-impl PartialEq for PeerRef {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-impl Eq for PeerRef {}
-
-impl std::hash::Hash for PeerRef {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        std::ptr::hash(Arc::as_ptr(&self.0), state)
-    }
-}
-
-impl std::fmt::Debug for PeerRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Peer({})", self.0.public_key)
-    }
-}
-
-impl PeerRef {
-    pub fn public_key(&self) -> &PublicKey {
-        &self.0.public_key
-    }
-    /// The peer's state. Never handed out of the core: other layers go through
-    /// [`Interface`] methods, so no caller holds a peer's lock across its own work.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Peer> {
-        self.0.state.lock()
-    }
-}
-
-#[derive(Clone)]
-enum IndexEntry {
-    Handshake(PeerRef),
-    Keypair(PeerRef, Arc<Keypair>),
-}
-
-impl IndexEntry {
-    fn peer(&self) -> &PeerRef {
-        match self {
-            IndexEntry::Handshake(p) | IndexEntry::Keypair(p, _) => p,
-        }
-    }
-}
-
-/// Index allocation on behalf of one peer; takes the table's write lock only per call, so
-/// the data path can hand it around without blocking readers.
-struct Registry<'a> {
-    table: &'a RwLock<IndexTable<IndexEntry>>,
-    peer: &'a PeerRef,
-}
-
-impl IndexRegistry for Registry<'_> {
-    fn allocate(&mut self, rng: &mut dyn CryptoRngCore) -> u32 {
-        self.table
-            .write()
-            .insert(IndexEntry::Handshake(self.peer.clone()), &mut { rng })
-    }
-    fn bind(&mut self, index: u32, keypair: &Arc<Keypair>) {
-        // The index was allocated for this handshake and is still held while it completes,
-        // so it is present; were it not, the session would simply be unreachable.
-        let _ = self.table.write().replace(
-            index,
-            IndexEntry::Keypair(self.peer.clone(), keypair.clone()),
-        );
-    }
-    fn release(&mut self, index: u32) {
-        let mut table = self.table.write();
-        // Only release what is ours: a stale index may already name another peer.
-        if table.get(index).is_some_and(|e| e.peer() == self.peer) {
-            table.remove(index);
-        }
-    }
-}
-
-/// Why an incoming datagram produced nothing for the TUN. Counted, never logged one by one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RxError {
-    #[error("malformed message")]
-    Malformed,
-    #[error("unknown receiver index")]
-    UnknownIndex,
-    #[error("expired or replaced session")]
-    StaleSession,
-    #[error("authentication failed")]
-    Decrypt,
-    #[error("replayed or too old counter")]
-    Replayed,
-    #[error("inner packet is not IP or has an inconsistent length")]
-    BadInnerPacket,
-    #[error("inner source address is not allowed for this peer")]
-    SourceNotAllowed,
-}
-
-impl RxError {
-    /// The counter this drop goes to.
-    pub fn counter(self) -> Counter {
-        match self {
-            RxError::Malformed => Counter::DropBadMessage,
-            RxError::UnknownIndex => Counter::DropUnknownIndex,
-            RxError::StaleSession => Counter::DropStaleSession,
-            RxError::Decrypt => Counter::DropDecrypt,
-            RxError::Replayed => Counter::DropReplayedCounter,
-            RxError::BadInnerPacket => Counter::DropMalformedInner,
-            RxError::SourceNotAllowed => Counter::DropSourceNotAllowed,
-        }
-    }
-
-    /// The drop still wants counting by the caller: it belongs to no peer. Drops of a known
-    /// peer's datagrams are counted in that peer by [`Interface::receive_transport`].
-    pub fn is_device_drop(self) -> bool {
-        !self.counter().is_peer()
-    }
-}
-
-/// A decrypted transport message, ready for the TUN.
-#[derive(Debug)]
-pub struct TransportRx {
-    pub peer: PeerRef,
-    /// The inner packet lives at `datagram[TRANSPORT_HEADER_LEN..][..packet_len]`; zero for
-    /// a keepalive and for a dropped packet.
-    pub packet_len: usize,
-    pub outcome: ReceiveOutcome,
-    /// Why the inner packet must not reach the TUN although the datagram was authentic.
-    /// The peer's endpoint, timers, key confirmation and counters were updated all the
-    /// same, as the kernel and wireguard-go do, so `outcome` still wants acting on.
-    pub dropped: Option<RxError>,
-}
 
 /// What `get` reports about one peer.
 #[derive(Debug, Clone)]
@@ -189,13 +53,14 @@ pub struct PeerSnapshot {
 }
 
 pub struct Interface {
-    local: RwLock<Option<Arc<LocalStatic>>>,
-    cookie: Mutex<Option<CookieChecker>>,
+    // The crate's fields are the handshake path's, which `handshake.rs` implements.
+    pub(crate) local: RwLock<Option<Arc<LocalStatic>>>,
+    pub(crate) cookie: Mutex<Option<CookieChecker>>,
     peers: RwLock<HashMap<PublicKey, PeerRef>>,
     routes: RwLock<AllowedIps<PeerRef>>,
-    indices: RwLock<IndexTable<IndexEntry>>,
-    rng: Mutex<Box<dyn CryptoRngCore + Send>>,
-    limiter: RateLimiter,
+    pub(crate) indices: RwLock<IndexTable<IndexEntry>>,
+    pub(crate) rng: Mutex<Box<dyn CryptoRngCore + Send>>,
+    pub(crate) limiter: RateLimiter,
     mtu: AtomicUsize,
     timing: RwLock<Timing>,
     /// Device counters of the handshake path (see [`crate::counters`]): the thread that
@@ -246,10 +111,7 @@ impl Interface {
         *self.cookie.lock() = local.as_deref().map(CookieChecker::new);
         *self.local.write() = local.clone();
         for peer in self.peer_list() {
-            let mut reg = Registry {
-                table: &self.indices,
-                peer: &peer,
-            };
+            let mut reg = Registry::new(&self.indices, &peer);
             // The static-static X25519 happens here, before the peer's lock is taken.
             let handshake = local
                 .as_deref()
@@ -302,11 +164,7 @@ impl Interface {
         let peer = peers.entry(key).or_insert_with(|| {
             let mut state = Peer::new(local.as_deref(), key, self.mtu());
             state.set_timing(timing);
-            PeerRef(Arc::new(PeerCell {
-                public_key: key,
-                state: Mutex::new(state),
-                spare: Mutex::new(None),
-            }))
+            PeerRef::new(key, state)
         });
         Some(peer.clone())
     }
@@ -325,10 +183,7 @@ impl Interface {
             peer
         };
         self.routes.write().remove_value(&peer);
-        let mut reg = Registry {
-            table: &self.indices,
-            peer: &peer,
-        };
+        let mut reg = Registry::new(&self.indices, &peer);
         peer.lock().shutdown(&mut reg);
         true
     }
@@ -379,6 +234,16 @@ impl Interface {
     /// Our address `peer` last reached us at, which its datagrams leave from.
     pub fn source(&self, peer: &PeerRef) -> Option<LocalSource> {
         peer.lock().source()
+    }
+
+    /// Sending to `dst` from our address `source` failed in a way that says the address
+    /// is unusable (removed, or not valid for that route): every peer at `dst` that sends
+    /// from it goes back to the kernel's choice. Returns how many peers changed.
+    pub fn forget_source(&self, dst: SocketAddr, source: LocalSource) -> usize {
+        self.peer_list()
+            .iter()
+            .filter(|p| p.lock().forget_source(dst, source))
+            .count()
     }
 
     /// True when `peer` has a session usable for sending now.
@@ -440,7 +305,7 @@ impl Interface {
     ///
     /// No X25519 runs under the peer's lock, which the data path needs for every batch:
     /// an initiation `f` may start uses key agreement prepared here beforehand.
-    fn with_ctx<T>(
+    pub(crate) fn with_ctx<T>(
         &self,
         peer: &PeerRef,
         env: Env,
@@ -451,10 +316,7 @@ impl Interface {
         let (out, unused) = {
             let mut p = peer.lock();
             let mut rng = self.rng.lock();
-            let mut reg = Registry {
-                table: &self.indices,
-                peer,
-            };
+            let mut reg = Registry::new(&self.indices, peer);
             let mut ctx = PeerCtx {
                 now: env.now,
                 wall: env.wall,
@@ -466,8 +328,8 @@ impl Interface {
             let out = f(&mut p, &mut ctx);
             (out, ctx.ephemeral.take())
         };
-        if unused.is_some() {
-            *peer.0.spare.lock() = unused;
+        if let Some(spare) = unused {
+            peer.keep_spare(spare);
         }
         Some(out)
     }
@@ -475,7 +337,7 @@ impl Interface {
     /// The peer's prepared initiation key agreement, made now if there is none (two
     /// X25519 operations, with no lock held). `None` only for an unusable peer key.
     fn spare_ephemeral(&self, peer: &PeerRef) -> Option<InitiationEphemeral> {
-        if let Some(spare) = peer.0.spare.lock().take() {
+        if let Some(spare) = peer.take_spare() {
             return Some(spare);
         }
         let private = PrivateKey::generate(&mut &mut **self.rng.lock());
@@ -486,13 +348,12 @@ impl Interface {
 
     /// The peer an outgoing packet is routed to, by its destination address.
     pub fn route(&self, packet: &[u8]) -> Option<PeerRef> {
-        let dst = ip::destination(packet)?;
-        self.routes.read().lookup(dst).cloned()
+        send::route(&self.routes, packet)
     }
 
     /// Starts a batch of packets from the TUN through the send path (see [`crate::send`]).
     pub fn send_batch(&self, env: Env) -> SendBatch<'_> {
-        SendBatch::new(self, env)
+        SendBatch::new(&self.routes, self.mtu(), env)
     }
 
     /// One packet through the send path, for callers without a device: the datagrams to
@@ -502,7 +363,7 @@ impl Interface {
         let planned = batch.plan(packet);
         let actions = batch.finish();
         let mut out = Vec::new();
-        if let crate::send::Planned::Send { dst, src, sealing } = planned {
+        if let Planned::Send { dst, src, sealing } = planned {
             let mut buf = vec![0u8; sealing.datagram_len()];
             buf[wire::TRANSPORT_HEADER_LEN..][..packet.len()].copy_from_slice(packet);
             if let Ok(data) = sealing.seal(&mut buf) {
@@ -522,32 +383,6 @@ impl Interface {
         out
     }
 
-    pub(crate) fn send_context(
-        &self,
-        peer: &PeerRef,
-        now: Instant,
-    ) -> Option<(Arc<Keypair>, SocketAddr, Option<LocalSource>)> {
-        let p = peer.lock();
-        let (keypair, dst) = p.send_context(now)?;
-        Some((keypair, dst, p.source()))
-    }
-
-    pub(crate) fn stage(&self, peer: &PeerRef, packet: &[u8]) {
-        peer.lock().stage(packet);
-    }
-
-    pub(crate) fn after_transport_sent(
-        &self,
-        peer: &PeerRef,
-        keypair: &Keypair,
-        now: Instant,
-        bytes: u64,
-        packets: u64,
-    ) -> bool {
-        peer.lock()
-            .after_transport_sent(keypair, now, bytes, packets, 0)
-    }
-
     /// Sends the peer's staged packets, or starts a handshake if there is no session.
     pub fn send_staged(&self, peer: &PeerRef, env: Env) -> Vec<Datagram> {
         self.with_ctx(peer, env, |p, ctx| p.send_staged(ctx))
@@ -564,10 +399,7 @@ impl Interface {
 
     /// The keypair an incoming transport message names, with its peer.
     pub fn keypair_for_index(&self, index: u32) -> Option<(PeerRef, Arc<Keypair>)> {
-        match self.indices.read().get(index)? {
-            IndexEntry::Keypair(peer, kp) => Some((peer.clone(), kp.clone())),
-            IndexEntry::Handshake(_) => None,
-        }
+        self.indices.read().get(index)?.keypair()
     }
 
     /// Decrypts a transport message in place and does every check before its inner packet
@@ -593,216 +425,7 @@ impl Interface {
         local: Option<LocalSource>,
         env: Env,
     ) -> Result<TransportRx, RxError> {
-        let index = match wire::parse(datagram) {
-            Ok(Message::Transport(t)) => t.receiver_index(),
-            _ => return Err(RxError::Malformed),
-        };
-        let (peer, keypair) = self.keypair_for_index(index).ok_or(RxError::UnknownIndex)?;
-        {
-            let mut p = peer.lock();
-            if !p.accepts_keypair(&keypair, env.now) {
-                p.count(Counter::DropStaleSession);
-                return Err(RxError::StaleSession);
-            }
-        }
-        let wire_len = datagram.len() as u64;
-        let padded_len = match keypair.open(datagram) {
-            Ok(inner) => inner.len(),
-            Err(e) => {
-                let error = match e {
-                    SessionError::Replay => RxError::Replayed,
-                    _ => RxError::Decrypt,
-                };
-                peer.lock().count(error.counter());
-                return Err(error);
-            }
-        };
-        let inner = datagram
-            .get(wire::TRANSPORT_HEADER_LEN..wire::TRANSPORT_HEADER_LEN + padded_len)
-            .ok_or(RxError::Malformed)?;
-        let carried_data = padded_len > 0;
-        let (packet_len, dropped) = if carried_data {
-            match self.inner_packet_len(inner, &peer) {
-                Ok(len) => (len, None),
-                Err(e) => (0, Some(e)),
-            }
-        } else {
-            (0, None)
-        };
-        let mut reg = Registry {
-            table: &self.indices,
-            peer: &peer,
-        };
-        let mut p = peer.lock();
-        let outcome =
-            p.after_transport_received(&keypair, src, env, wire_len, carried_data, &mut reg);
-        p.set_source(local);
-        if let Some(e) = dropped {
-            p.count(e.counter());
-        }
-        drop(p);
-        Ok(TransportRx {
-            peer,
-            packet_len,
-            outcome,
-            dropped,
-        })
-    }
-
-    /// The length of a decrypted inner packet that may go to the TUN.
-    fn inner_packet_len(&self, inner: &[u8], peer: &PeerRef) -> Result<usize, RxError> {
-        let len = ip::claimed_len(inner).ok_or(RxError::BadInnerPacket)?;
-        let source = ip::source(inner).ok_or(RxError::BadInnerPacket)?;
-        if self.routes.read().lookup(source) != Some(peer) {
-            return Err(RxError::SourceNotAllowed);
-        }
-        Ok(len)
-    }
-
-    // ------------------------------------------------------------ handshake path
-
-    /// Handles an initiation, response or cookie reply. `under_load` comes from the caller's
-    /// handshake queue depth; under load, messages without a valid mac2 get a cookie reply
-    /// instead of any expensive work, and each source is rate limited.
-    pub fn handle_handshake(
-        &self,
-        datagram: &[u8],
-        src: SocketAddr,
-        under_load: bool,
-        env: Env,
-    ) -> Vec<Datagram> {
-        self.handle_handshake_at(datagram, src, None, under_load, env)
-    }
-
-    /// [`Self::handle_handshake`] for a datagram that arrived at our address `local`: the
-    /// answer leaves from it, and an authentic initiation or response makes it the address
-    /// replies to that peer leave from.
-    pub fn handle_handshake_at(
-        &self,
-        datagram: &[u8],
-        src: SocketAddr,
-        local: Option<LocalSource>,
-        under_load: bool,
-        env: Env,
-    ) -> Vec<Datagram> {
-        match self.try_handshake(datagram, src, local, under_load, env) {
-            Ok(out) => out,
-            Err(Refused(counter)) => {
-                if !counter.is_peer() {
-                    self.counters.add(counter, 1);
-                }
-                Vec::new()
-            }
-        }
-    }
-
-    fn try_handshake(
-        &self,
-        datagram: &[u8],
-        src: SocketAddr,
-        at: Option<LocalSource>,
-        under_load: bool,
-        env: Env,
-    ) -> Result<Vec<Datagram>, Refused> {
-        use Counter::*;
-        let message = wire::parse(datagram).map_err(|_| Refused(DropBadMessage))?;
-        let sender_index = match &message {
-            Message::Initiation(m) => m.sender_index(),
-            Message::Response(m) => m.sender_index(),
-            Message::CookieReply(reply) => {
-                let entry = self
-                    .indices
-                    .read()
-                    .get(reply.receiver_index())
-                    .cloned()
-                    .ok_or(Refused(DropUnexpectedHandshake))?;
-                entry
-                    .peer()
-                    .lock()
-                    .consume_cookie_reply(reply, env.now)
-                    .map_err(Refused::handshake)?;
-                return Ok(Vec::new());
-            }
-            Message::Transport(_) => return Err(Refused(DropBadMessage)),
-        };
-        {
-            let mut cookie = self.cookie.lock();
-            let checker = cookie.as_mut().ok_or(Refused(DropNoPrivateKey))?;
-            match check_macs(checker, datagram, src, under_load, env.now) {
-                MacVerdict::Reject => return Err(Refused(DropInvalidMac1)),
-                MacVerdict::SendCookie => {
-                    let mut guard = self.rng.lock();
-                    let mut rng: &mut dyn CryptoRngCore = &mut **guard;
-                    let reply =
-                        checker.create_reply(datagram, sender_index, src, env.now, &mut rng);
-                    // The message itself is dropped; the reply is what it gets instead.
-                    self.counters.add(CookieReplySent, 1);
-                    self.counters.add(DropCookieRequired, 1);
-                    return Ok(vec![Datagram {
-                        dst: src,
-                        src: at,
-                        data: reply.to_vec(),
-                    }]);
-                }
-                MacVerdict::Accept => {}
-            }
-        }
-        if under_load && !self.limiter.allow(src.ip(), env.now) {
-            return Err(Refused(DropRateLimited));
-        }
-        let local = self.local.read().clone().ok_or(Refused(DropNoPrivateKey))?;
-        match message {
-            // The X25519 work of both messages runs between two short holds of the
-            // peer's lock: the first checks that it is worth doing, the second (which
-            // checks everything again) installs the result.
-            Message::Initiation(msg) => {
-                let opened = open_initiation(&local, &msg).map_err(Refused::handshake)?;
-                let peer = self
-                    .peer(opened.remote_static())
-                    .ok_or(Refused(DropUnknownPeer))?;
-                let verdict = peer.lock().would_accept(&opened, env.now);
-                verdict.map_err(|e| Refused::of_peer(&peer, e))?;
-                let private = PrivateKey::generate(&mut &mut **self.rng.lock());
-                let prepared =
-                    ResponseEphemeral::new(private, &opened).map_err(Refused::handshake)?;
-                let answered = self
-                    .with_ctx(&peer, env, |p, ctx| {
-                        p.respond(opened, prepared, src, at, ctx)
-                    })
-                    .ok_or(Refused(DropNoPrivateKey))?;
-                answered
-                    .map(|d| vec![d])
-                    .map_err(|e| Refused::of_peer(&peer, e))
-            }
-            Message::Response(msg) => {
-                let entry = self.indices.read().get(msg.receiver_index()).cloned();
-                let Some(IndexEntry::Handshake(peer)) = entry else {
-                    return Err(Refused(DropUnexpectedHandshake));
-                };
-                let ephemeral = peer
-                    .lock()
-                    .pending_ephemeral(msg.receiver_index())
-                    .ok_or(Refused(DropUnexpectedHandshake))?;
-                let agreement = ResponseAgreement::compute(&local, ephemeral, &msg)
-                    .map_err(Refused::handshake)?;
-                self.with_ctx(&peer, env, |p, ctx| {
-                    p.consume_response(&msg, agreement, src, at, ctx)
-                })
-                .ok_or(Refused(DropNoPrivateKey))?
-                .map_err(Refused::handshake)
-            }
-            Message::CookieReply(_) | Message::Transport(_) => Err(Refused(DropBadMessage)),
-        }
-    }
-
-    /// Sending to `dst` from our address `source` failed in a way that says the address
-    /// is unusable (removed, or not valid for that route): every peer at `dst` that sends
-    /// from it goes back to the kernel's choice. Returns how many peers changed.
-    pub fn forget_source(&self, dst: SocketAddr, source: LocalSource) -> usize {
-        self.peer_list()
-            .iter()
-            .filter(|p| p.lock().forget_source(dst, source))
-            .count()
+        receive::transport(&self.indices, &self.routes, datagram, src, local, env)
     }
 
     // ------------------------------------------------------------ timers
@@ -835,38 +458,150 @@ impl Interface {
     }
 }
 
-/// Why a handshake message was dropped: the counter it goes to. A peer counter has been
-/// counted in its peer already.
-struct Refused(Counter);
+#[cfg(test)]
+mod tests {
+    //! No X25519 under a peer's lock: the data path takes that lock for every batch, so a
+    //! handshake's key agreement there would stall the peer's traffic. Every X25519 operation
+    //! of these handshakes is audited (a test hook, `x25519_audit`), in one thread, so a peer lock
+    //! found held is held by the operation's own caller.
 
-impl Refused {
-    /// A failed handshake step that belongs to no peer's counters.
-    fn handshake(e: HandshakeError) -> Refused {
-        Refused(match e {
-            HandshakeError::UnexpectedResponse
-            | HandshakeError::UnexpectedCookie
-            | HandshakeError::StalePrecomputation
-            | HandshakeError::WrongPeer
-            | HandshakeError::Replay
-            | HandshakeError::Flood => Counter::DropUnexpectedHandshake,
-            HandshakeError::InvalidPeerKey
-            | HandshakeError::InvalidEphemeral
-            | HandshakeError::Decrypt => Counter::DropHandshakeDecrypt,
-        })
+    use super::*;
+    use crate::time::WallTime;
+    use crate::x25519_audit;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::cell::Cell;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    struct Side {
+        iface: Interface,
+        addr: SocketAddr,
+        key: PrivateKey,
     }
 
-    /// An initiation from a known peer refused for its freshness: counted in that peer.
-    fn of_peer(peer: &PeerRef, e: HandshakeError) -> Refused {
-        let counter = match e {
-            HandshakeError::Replay => Counter::DropReplayedTimestamp,
-            HandshakeError::Flood => Counter::DropInitiationFlood,
-            other => return Refused::handshake(other),
-        };
-        peer.lock().count(counter);
-        Refused(counter)
+    fn side(seed: u64, port: u16) -> Side {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let key = PrivateKey::generate(&mut rng);
+        let iface = Interface::new(Box::new(StdRng::seed_from_u64(seed + 100)));
+        iface.set_private_key(Some(key.clone()));
+        Side {
+            iface,
+            addr: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+            key,
+        }
+    }
+
+    fn env(secs: u64) -> Env {
+        Env {
+            now: Instant::ZERO + Duration::from_secs(secs),
+            wall: WallTime::new(1_700_000_000 + secs, 0),
+        }
+    }
+
+    /// A minimal IPv4 packet (tunnel traffic): a header and 8 bytes, from the shared builder.
+    fn packet(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        ferrotun_testkit::packet::ipv4(src, dst, 17, &[0; 8])
+    }
+
+    /// Counts this thread's X25519 operations, and those run while one of `peers`' locks
+    /// was held, until dropped.
+    struct Audit {
+        total: Rc<Cell<usize>>,
+        under_lock: Rc<Cell<usize>>,
+    }
+
+    impl Audit {
+        fn start(peers: Vec<PeerRef>) -> Audit {
+            let (total, under_lock) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+            let (t, u) = (total.clone(), under_lock.clone());
+            x25519_audit::set(move || {
+                t.set(t.get() + 1);
+                if peers.iter().any(|p| p.is_locked()) {
+                    u.set(u.get() + 1);
+                }
+            });
+            Audit { total, under_lock }
+        }
+    }
+
+    impl Drop for Audit {
+        fn drop(&mut self) {
+            x25519_audit::clear();
+        }
+    }
+
+    #[test]
+    fn no_x25519_runs_under_a_peer_lock() {
+        let (a, b) = (side(1, 10_001), side(2, 10_002));
+        let pa = a.iface.add_peer(b.key.public_key()).unwrap();
+        let pb = b.iface.add_peer(a.key.public_key()).unwrap();
+        a.iface
+            .add_allowed_ip(&pa, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 32);
+        b.iface
+            .add_allowed_ip(&pb, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 32);
+        pa.lock().set_endpoint(b.addr);
+        let audit = Audit::start(vec![pa.clone(), pb.clone()]);
+
+        // A full handshake started by a packet, and the packet's delivery.
+        let out = a
+            .iface
+            .encapsulate(&packet([10, 0, 0, 1], [10, 0, 0, 2]), env(1));
+        assert_eq!(out.len(), 1, "an initiation");
+        let initiation = out[0].data.clone();
+        let out = b.iface.handle_handshake(&initiation, a.addr, false, env(1));
+        assert_eq!(out.len(), 1, "a response");
+        let out = a
+            .iface
+            .handle_handshake(&out[0].data, b.addr, false, env(1));
+        assert_eq!(out.len(), 1, "the staged packet");
+        let mut data = out[0].data.clone();
+        let rx = b
+            .iface
+            .receive_transport(&mut data, a.addr, env(1))
+            .unwrap();
+        assert!(rx.outcome.confirmed_session && rx.packet_len > 0);
+        assert!(
+            audit.total.get() >= 8,
+            "{} X25519 operations",
+            audit.total.get()
+        );
+
+        // A replayed initiation costs the one X25519 that identifies its sender, no more.
+        let before = audit.total.get();
+        assert!(b
+            .iface
+            .handle_handshake(&initiation, a.addr, false, env(2))
+            .is_empty());
+        assert_eq!(audit.total.get(), before + 1);
+
+        // Initiations from the timers: a rekey by age, then its retransmission.
+        let rekey = env(125);
+        let out = a
+            .iface
+            .encapsulate(&packet([10, 0, 0, 1], [10, 0, 0, 2]), rekey);
+        assert!(
+            out.iter().any(|d| d.data[0] == 1),
+            "an old session starts a new handshake"
+        );
+        let before = audit.total.get();
+        let retry = a.iface.tick(env(131));
+        assert!(retry.iter().any(|d| d.data[0] == 1), "a retransmission");
+        assert!(audit.total.get() > before);
+
+        // A new private key: every peer's static-static agreement is computed again.
+        let before = audit.total.get();
+        a.iface
+            .set_private_key(Some(PrivateKey::generate(&mut StdRng::seed_from_u64(7))));
+        assert!(audit.total.get() > before);
+
+        assert_eq!(
+            audit.under_lock.get(),
+            0,
+            "{} of {} X25519 operations ran under a peer's lock",
+            audit.under_lock.get(),
+            audit.total.get()
+        );
     }
 }
-
-#[cfg(test)]
-#[path = "interface_tests.rs"]
-mod tests;

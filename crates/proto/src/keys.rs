@@ -142,7 +142,7 @@ impl PrivateKey {
     /// X25519 base-point multiplication: what `wg pubkey` prints.
     pub fn public_key(&self) -> PublicKey {
         #[cfg(test)]
-        crate::crypto::x25519_audit::note();
+        crate::x25519_audit::note();
         let secret = x25519_dalek::StaticSecret::from(self.0);
         PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
     }

@@ -13,6 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::{self, aead_open, aead_seal, dh, hash, kdf1, kdf2, kdf3, mac, CryptoError};
 use crate::keys::{PresharedKey, PrivateKey, PublicKey};
+pub use crate::session::SessionKeys;
 use crate::time::{Instant, WallTime};
 use crate::wire::{self, INITIATION_LEN, RESPONSE_LEN};
 
@@ -119,26 +120,6 @@ impl std::fmt::Debug for LocalStatic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalStatic")
             .field("public", &self.public)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Transport keys and indices of a completed handshake, handed to `session::Keypair::new`.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct SessionKeys {
-    pub send: [u8; 32],
-    pub recv: [u8; 32],
-    pub local_index: u32,
-    pub remote_index: u32,
-    pub is_initiator: bool,
-}
-
-impl std::fmt::Debug for SessionKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKeys")
-            .field("local_index", &self.local_index)
-            .field("remote_index", &self.remote_index)
-            .field("is_initiator", &self.is_initiator)
             .finish_non_exhaustive()
     }
 }

@@ -12,10 +12,10 @@ use crate::keys::PrivateKey;
 use crate::keys::{PresharedKey, PublicKey};
 use crate::noise::{
     Handshake, HandshakeError, InitiationEphemeral, LocalStatic, OpenedInitiation,
-    ResponseAgreement, ResponseEphemeral, SessionKeys,
+    ResponseAgreement, ResponseEphemeral,
 };
-use crate::send::Sealing;
-use crate::session::Keypair;
+use crate::sealing::Sealing;
+use crate::session::{Keypair, SessionKeys};
 use crate::source::LocalSource;
 use crate::time::{Env, Instant, WallTime};
 use crate::timers::{TimerEvent, Timers};

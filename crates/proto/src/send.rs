@@ -12,57 +12,29 @@
 //! The device's workers, the control thread's slow path ([`Peer::send_staged`]), the
 //! virtual-time tests and the fuzz harness all go through these steps.
 //!
+//! A batch is handed the routing table, the one shared table it reads (besides the peers
+//! it routes to), and never sees the interface that starts it ([`Interface::send_batch`]):
+//! the interface uses this file, not the other way round.
+//!
 //! [`Peer::send_staged`]: crate::peer::Peer::send_staged
+//! [`Interface::send_batch`]: crate::interface::Interface::send_batch
 
-use crate::interface::{Interface, PeerRef};
-use crate::session::{padded_len, Keypair, SessionError};
+use crate::allowed_ips::AllowedIps;
+use crate::ip;
+use crate::peer_ref::PeerRef;
+use crate::session::Keypair;
 use crate::source::LocalSource;
 use crate::time::Env;
-use crate::wire::{TAG_LEN, TRANSPORT_HEADER_LEN};
+use parking_lot::RwLock;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// One packet's encryption, decided in order (its counter and padding) and done anywhere.
-#[derive(Debug, Clone)]
-pub struct Sealing {
-    keypair: Arc<Keypair>,
-    counter: u64,
-    len: usize,
-    padded: usize,
-}
+pub use crate::sealing::Sealing;
 
-impl Sealing {
-    /// Reserves the next counter of `keypair` for a `len`-byte packet padded for `mtu`;
-    /// `None` once the keypair may no longer send.
-    pub(crate) fn new(keypair: &Arc<Keypair>, len: usize, mtu: usize) -> Option<Sealing> {
-        let counter = keypair.next_send_counter()?;
-        Some(Sealing {
-            keypair: keypair.clone(),
-            counter,
-            len,
-            padded: padded_len(len, mtu),
-        })
-    }
-
-    /// The plaintext length.
-    pub fn packet_len(&self) -> usize {
-        self.len
-    }
-
-    /// The length of the sealed datagram: header, padded packet and tag.
-    pub fn datagram_len(&self) -> usize {
-        TRANSPORT_HEADER_LEN + self.padded + TAG_LEN
-    }
-
-    /// Encrypts in place the packet laid out in `buf` as `[header space][packet]...`;
-    /// returns the datagram, `buf[..datagram_len()]`. Touches nothing but `buf`.
-    pub fn seal<'b>(&self, buf: &'b mut [u8]) -> Result<&'b mut [u8], SessionError> {
-        let datagram = buf
-            .get_mut(..self.datagram_len())
-            .ok_or(SessionError::BufferTooSmall)?;
-        self.keypair.seal(self.counter, self.len, datagram)?;
-        Ok(datagram)
-    }
+/// The peer an outgoing packet is routed to, by its destination address.
+pub(crate) fn route(routes: &RwLock<AllowedIps<PeerRef>>, packet: &[u8]) -> Option<PeerRef> {
+    let dst = ip::destination(packet)?;
+    routes.read().lookup(dst).cloned()
 }
 
 /// What [`SendBatch::plan`] decided for one packet.
@@ -84,9 +56,11 @@ pub enum Planned {
 /// What the caller must do after a batch, off the data path: both may start a handshake.
 #[derive(Debug, Default)]
 pub struct SendActions {
-    /// Peers that staged packets for want of a session: call [`Interface::send_staged`].
+    /// Peers that staged packets for want of a session: call
+    /// [`Interface::send_staged`](crate::interface::Interface::send_staged).
     pub send_staged: Vec<PeerRef>,
-    /// Peers whose session is getting old: call [`Interface::initiate`].
+    /// Peers whose session is getting old: call
+    /// [`Interface::initiate`](crate::interface::Interface::initiate).
     pub initiate: Vec<PeerRef>,
 }
 
@@ -106,10 +80,26 @@ struct Run {
     packets: u64,
 }
 
+impl Run {
+    /// A run on `peer`'s session, if it has one usable now (one short hold of its lock).
+    fn start(peer: &PeerRef, env: Env) -> Option<Run> {
+        let p = peer.lock();
+        let (keypair, dst) = p.send_context(env.now)?;
+        Some(Run {
+            peer: peer.clone(),
+            keypair,
+            dst,
+            src: p.source(),
+            bytes: 0,
+            packets: 0,
+        })
+    }
+}
+
 /// One batch of packets from the TUN on its way through the send path; made by
-/// [`Interface::send_batch`].
+/// [`Interface::send_batch`](crate::interface::Interface::send_batch).
 pub struct SendBatch<'a> {
-    iface: &'a Interface,
+    routes: &'a RwLock<AllowedIps<PeerRef>>,
     env: Env,
     mtu: usize,
     run: Option<Run>,
@@ -117,11 +107,12 @@ pub struct SendBatch<'a> {
 }
 
 impl<'a> SendBatch<'a> {
-    pub(crate) fn new(iface: &'a Interface, env: Env) -> Self {
+    /// A batch routed by `routes` and padded for `mtu`.
+    pub(crate) fn new(routes: &'a RwLock<AllowedIps<PeerRef>>, mtu: usize, env: Env) -> Self {
         SendBatch {
-            iface,
+            routes,
             env,
-            mtu: iface.mtu(),
+            mtu,
             run: None,
             actions: SendActions::default(),
         }
@@ -129,22 +120,12 @@ impl<'a> SendBatch<'a> {
 
     /// Plans the next packet of the batch. Counters follow the order of the calls.
     pub fn plan(&mut self, packet: &[u8]) -> Planned {
-        let Some(peer) = self.iface.route(packet) else {
+        let Some(peer) = route(self.routes, packet) else {
             return Planned::NoRoute;
         };
         if self.run.as_ref().is_none_or(|r| r.peer != peer) {
             self.end_run();
-            self.run = self
-                .iface
-                .send_context(&peer, self.env.now)
-                .map(|(keypair, dst, src)| Run {
-                    peer: peer.clone(),
-                    keypair,
-                    dst,
-                    src,
-                    bytes: 0,
-                    packets: 0,
-                });
+            self.run = Run::start(&peer, self.env);
         }
         let planned = self.run.as_mut().and_then(|r| {
             let sealing = Sealing::new(&r.keypair, packet.len(), self.mtu)?;
@@ -161,7 +142,7 @@ impl<'a> SendBatch<'a> {
         }
         // No session, or its counters ran out mid-run: the packet waits for a handshake.
         self.end_run();
-        self.iface.stage(&peer, packet);
+        peer.lock().stage(packet);
         if !self.actions.send_staged.contains(&peer) {
             self.actions.send_staged.push(peer);
         }
@@ -179,12 +160,12 @@ impl<'a> SendBatch<'a> {
         if run.bytes == 0 {
             return;
         }
-        let rekey = self.iface.after_transport_sent(
-            &run.peer,
+        let rekey = run.peer.lock().after_transport_sent(
             &run.keypair,
             self.env.now,
             run.bytes,
             run.packets,
+            0,
         );
         if rekey && !self.actions.initiate.contains(&run.peer) {
             self.actions.initiate.push(run.peer);

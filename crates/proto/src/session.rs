@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::TransportKey;
-use crate::noise::SessionKeys;
 use crate::replay::ReplayWindow;
 use crate::time::Instant;
 use crate::wire::{self, TAG_LEN, TRANSPORT_HEADER_LEN};
@@ -50,6 +50,28 @@ pub fn padded_len(plaintext_len: usize, mtu: usize) -> usize {
         padded_unit = padded_unit.min(mtu);
     }
     plaintext_len + padded_unit.saturating_sub(last_unit)
+}
+
+/// Transport keys and indices of a completed handshake (`noise.rs`), handed to
+/// [`Keypair::new`]. Defined beside its one consumer so the handshake depends on the
+/// session and not the other way round.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SessionKeys {
+    pub send: [u8; 32],
+    pub recv: [u8; 32],
+    pub local_index: u32,
+    pub remote_index: u32,
+    pub is_initiator: bool,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("local_index", &self.local_index)
+            .field("remote_index", &self.remote_index)
+            .field("is_initiator", &self.is_initiator)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct Keypair {

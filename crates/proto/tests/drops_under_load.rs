@@ -5,14 +5,14 @@
 //! Also: a device's totals are the sum of its peers' counts, removed peers included.
 
 use ferrotun_proto::counters::{Counter, Counts};
-use ferrotun_proto::crypto::{hash, mac, xaead_open};
 use ferrotun_proto::interface::{Env, Interface, PeerRef};
 use ferrotun_proto::keys::PrivateKey;
-use ferrotun_proto::noise::{LABEL_COOKIE, LABEL_MAC1};
 use ferrotun_proto::time::{Instant, WallTime};
-use ferrotun_proto::wire::{INITIATION_LEN, INITIATION_MAC1_OFFSET, INITIATION_MAC2_OFFSET};
+use ferrotun_testkit::forge::{
+    initiation_index_and_mac1, initiation_with_cookie, open_cookie_reply,
+};
 use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -113,28 +113,8 @@ fn cookie_required_under_load() {
 
 /// The cookie `us` gave `them` in `reply` to `init`.
 fn cookie_of(s: &Setup, init: &[u8], reply: &[u8]) -> [u8; 16] {
-    let key = hash(&[LABEL_COOKIE, &s.us_public]);
-    let mut cookie = [0u8; 16];
-    let nonce: &[u8; 24] = reply[8..32].try_into().unwrap();
-    let mac1 = &init[INITIATION_MAC1_OFFSET..INITIATION_MAC1_OFFSET + 16];
-    xaead_open(&key, nonce, &reply[32..64], mac1, &mut cookie).unwrap();
-    cookie
-}
-
-/// An initiation with random contents and both macs right: it passes every check made
-/// under load and fails at decryption.
-fn forged_with_cookie(s: &Setup, cookie: &[u8; 16], rng: &mut StdRng) -> Vec<u8> {
-    let mut msg = vec![0u8; INITIATION_LEN];
-    msg[0] = 1;
-    rng.fill_bytes(&mut msg[4..INITIATION_MAC1_OFFSET]);
-    let mac1 = mac(
-        &hash(&[LABEL_MAC1, &s.us_public]),
-        &[&msg[..INITIATION_MAC1_OFFSET]],
-    );
-    msg[INITIATION_MAC1_OFFSET..INITIATION_MAC2_OFFSET].copy_from_slice(&mac1);
-    let mac2 = mac(cookie, &[&msg[..INITIATION_MAC2_OFFSET]]);
-    msg[INITIATION_MAC2_OFFSET..].copy_from_slice(&mac2);
-    msg
+    let (_, mac1) = initiation_index_and_mac1(init);
+    open_cookie_reply(&s.us_public, reply, &mac1).unwrap()
 }
 
 #[test]
@@ -148,7 +128,7 @@ fn rate_limited_under_load() {
     let mut burst = 0;
     loop {
         let before = s.us.counts();
-        let d = forged_with_cookie(&s, &cookie, &mut rng);
+        let d = initiation_with_cookie(&s.us_public, &cookie, &mut rng);
         s.us.handle_handshake(&d, them_addr(), true, env(0));
         if s.us.counts().get(Counter::DropRateLimited) > before.get(Counter::DropRateLimited) {
             break;
@@ -158,7 +138,7 @@ fn rate_limited_under_load() {
     }
     let before = s.us.counts();
     for _ in 0..N {
-        let d = forged_with_cookie(&s, &cookie, &mut rng);
+        let d = initiation_with_cookie(&s.us_public, &cookie, &mut rng);
         assert!(s
             .us
             .handle_handshake(&d, them_addr(), true, env(0))

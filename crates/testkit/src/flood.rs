@@ -5,11 +5,10 @@
 //! the responder's cookie key and checked against the initiation it answers, so "the cookie
 //! mechanism engaged" is seen on the wire.
 
+use crate::forge::{initiation_index_and_mac1, initiation_with_mac1, open_cookie_reply};
 use crate::inside::spawn_in;
 use crate::Netns;
-use ferrotun_proto::crypto::{hash, mac, xaead_open};
-use ferrotun_proto::noise::{LABEL_COOKIE, LABEL_MAC1};
-use ferrotun_proto::wire::{COOKIE_REPLY_LEN, INITIATION_LEN, INITIATION_MAC1_OFFSET};
+use ferrotun_proto::wire::{COOKIE_REPLY_LEN, INITIATION_LEN};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use std::collections::HashMap;
@@ -139,21 +138,15 @@ impl Drop for Flood {
 /// Initiations with random ephemeral, static and timestamp fields and a correct mac1; the
 /// map gives each one's mac1 by sender index, to check the cookie replies against.
 fn valid_pool(responder: &[u8; 32], rng: &mut StdRng) -> (Vec<Vec<u8>>, HashMap<u32, [u8; 16]>) {
-    let mac1_key = hash(&[LABEL_MAC1, responder]);
     let mut pool = Vec::with_capacity(POOL);
     let mut macs = HashMap::with_capacity(POOL);
     while pool.len() < POOL {
-        let index: u32 = rng.gen();
+        // mac2 stays zero: the attacker has no cookie.
+        let msg = initiation_with_mac1(responder, rng);
+        let (index, mac1) = initiation_index_and_mac1(&msg);
         if macs.contains_key(&index) {
             continue;
         }
-        let mut msg = vec![0u8; INITIATION_LEN];
-        msg[0] = 1;
-        msg[4..8].copy_from_slice(&index.to_le_bytes());
-        rng.fill_bytes(&mut msg[8..INITIATION_MAC1_OFFSET]);
-        let mac1 = mac(&mac1_key, &[&msg[..INITIATION_MAC1_OFFSET]]);
-        msg[INITIATION_MAC1_OFFSET..INITIATION_MAC1_OFFSET + 16].copy_from_slice(&mac1);
-        // mac2 stays zero: the attacker has no cookie.
         macs.insert(index, mac1);
         pool.push(msg);
     }
@@ -206,7 +199,6 @@ fn run(
     let mut rng = StdRng::seed_from_u64(0xf100d);
     let (valid, macs) = valid_pool(responder, &mut rng);
     let garbage = garbage_pool(&mut rng);
-    let cookie_key = hash(&[LABEL_COOKIE, responder]);
     let mut report = FloodReport::default();
     let per_tick = (per_second / 1000).max(1);
     let start = Instant::now();
@@ -241,7 +233,7 @@ fn run(
         // Each socket's replies are read every DRAIN_ROUND ticks: it gets a few dozen in
         // that time, its receive buffer holds hundreds.
         for _ in 0..socks.len().div_ceil(DRAIN_ROUND) {
-            drain(&socks[drain_at], &mut buf, &macs, &cookie_key, &mut report);
+            drain(&socks[drain_at], &mut buf, &macs, responder, &mut report);
             drain_at = (drain_at + 1) % socks.len();
         }
         cookies.store(report.cookies_verified, Ordering::Relaxed);
@@ -262,7 +254,7 @@ fn run(
     // Replies still in flight or queued.
     std::thread::sleep(Duration::from_millis(200));
     for sock in socks {
-        drain(sock, &mut buf, &macs, &cookie_key, &mut report);
+        drain(sock, &mut buf, &macs, responder, &mut report);
     }
     cookies.store(report.cookies_verified, Ordering::Relaxed);
     report
@@ -272,12 +264,12 @@ fn drain(
     sock: &UdpSocket,
     buf: &mut [u8],
     macs: &HashMap<u32, [u8; 16]>,
-    cookie_key: &[u8; 32],
+    responder: &[u8; 32],
     report: &mut FloodReport,
 ) {
     loop {
         match sock.recv(buf) {
-            Ok(len) => classify(&buf[..len], macs, cookie_key, report),
+            Ok(len) => classify(&buf[..len], macs, responder, report),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return,
             // ICMP errors reported on the socket; nothing to count.
             Err(_) => return,
@@ -288,7 +280,7 @@ fn drain(
 fn classify(
     reply: &[u8],
     macs: &HashMap<u32, [u8; 16]>,
-    cookie_key: &[u8; 32],
+    responder: &[u8; 32],
     report: &mut FloodReport,
 ) {
     if reply.len() != COOKIE_REPLY_LEN || reply[..4] != [3, 0, 0, 0] {
@@ -296,11 +288,9 @@ fn classify(
         return;
     }
     let index = u32::from_le_bytes([reply[4], reply[5], reply[6], reply[7]]);
-    let nonce: [u8; 24] = reply[8..32].try_into().expect("24-byte nonce");
-    let mut cookie = [0u8; 16];
-    let ok = macs.get(&index).is_some_and(|mac1| {
-        xaead_open(cookie_key, &nonce, &reply[32..], mac1, &mut cookie).is_ok()
-    });
+    let ok = macs
+        .get(&index)
+        .is_some_and(|mac1| open_cookie_reply(responder, reply, mac1).is_some());
     if ok {
         report.cookies_verified += 1;
     } else {

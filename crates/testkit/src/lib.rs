@@ -7,12 +7,14 @@
 //! - traffic and measurement ([`transfer`], [`iperf`], [`paced_tcp`], [`udp_probe`],
 //!   [`flood`], [`impair`], [`sampler`]) and the configuration protocol ([`raw_uapi`],
 //!   [`uapi_model`]);
+//! - handshake messages forged with valid macs, and cookie replies opened ([`forge`]);
 //! - small things tests kept writing again: [`text`], [`sock`], [`require_tool`].
 
 // All unsafe code lives in crates/device.
 #![forbid(unsafe_code)]
 
 pub mod flood;
+pub mod forge;
 pub mod impair;
 pub mod inside;
 pub mod iperf;

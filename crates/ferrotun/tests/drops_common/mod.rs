@@ -11,11 +11,6 @@
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519;
 use ferrotun_proto::counters::Counter;
-use ferrotun_proto::crypto::{hash, mac};
-use ferrotun_proto::noise::LABEL_MAC1;
-use ferrotun_proto::wire::{
-    INITIATION_LEN, INITIATION_MAC1_OFFSET, RESPONSE_LEN, RESPONSE_MAC1_OFFSET,
-};
 use ferrotun_testkit::inside::{join, spawn_in};
 use ferrotun_testkit::raw_uapi::{exchange, wire_errno};
 use ferrotun_testkit::{ferrotun_bin, unique_name, Daemon, Netns};
@@ -285,35 +280,6 @@ pub fn echo_request(seq: u16) -> Vec<u8> {
     let sum = ferrotun_testkit::packet::csum_fold(ferrotun_testkit::packet::csum_add(0, &icmp));
     icmp[2..4].copy_from_slice(&(!sum).to_be_bytes());
     ferrotun_testkit::packet::ipv4(TESTER_INNER, [10, 243, 0, 1], 1, &icmp)
-}
-
-/// A well-sized initiation with random contents and a correct mac1 for `responder`: it
-/// passes the first check and fails at decryption.
-pub fn initiation_with_mac1(responder: &[u8; 32], rng: &mut StdRng) -> Vec<u8> {
-    let mut msg = vec![0u8; INITIATION_LEN];
-    msg[0] = 1;
-    rng.fill_bytes(&mut msg[4..INITIATION_MAC1_OFFSET]);
-    let mac1 = mac(
-        &hash(&[LABEL_MAC1, responder]),
-        &[&msg[..INITIATION_MAC1_OFFSET]],
-    );
-    msg[INITIATION_MAC1_OFFSET..INITIATION_MAC1_OFFSET + 16].copy_from_slice(&mac1);
-    msg
-}
-
-/// A response to `receiver_index` with a correct mac1 for `initiator` and random contents.
-pub fn response_with_mac1(initiator: &[u8; 32], receiver_index: u32, rng: &mut StdRng) -> Vec<u8> {
-    let mut msg = vec![0u8; RESPONSE_LEN];
-    msg[0] = 2;
-    rng.fill_bytes(&mut msg[4..8]);
-    msg[8..12].copy_from_slice(&receiver_index.to_le_bytes());
-    rng.fill_bytes(&mut msg[12..RESPONSE_MAC1_OFFSET]);
-    let mac1 = mac(
-        &hash(&[LABEL_MAC1, initiator]),
-        &[&msg[..RESPONSE_MAC1_OFFSET]],
-    );
-    msg[RESPONSE_MAC1_OFFSET..RESPONSE_MAC1_OFFSET + 16].copy_from_slice(&mac1);
-    msg
 }
 
 /// A transport message to `receiver_index` with `len` bytes of random ciphertext.
