@@ -3,30 +3,12 @@
 //! (simple tokens expire after 5 idle minutes; a restarted member forgets them) is replaced
 //! once, and the refused request is sent again.
 
-use tonic::metadata::{Ascii, MetadataValue};
-
 use crate::client::Client;
+use crate::credentials::Token;
 use crate::error::Error;
 use crate::messages::{AuthenticateRequest, AuthenticateResponse};
 
 const AUTHENTICATE: &str = "/etcdserverpb.Auth/Authenticate";
-
-/// The user and password a client authenticates with.
-#[derive(Clone)]
-pub(crate) struct Credentials {
-    pub user: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(crate) type Token = MetadataValue<Ascii>;
 
 impl Client {
     /// Gets a new token if the current one is still `stale` (another call may have

@@ -14,7 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Streaming;
 use tonic_prost::ProstCodec;
 
-use crate::auth::{Credentials, Token};
+use crate::credentials::{Credentials, Token};
 use crate::error::Error;
 use crate::tls::TlsOptions;
 

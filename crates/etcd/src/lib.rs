@@ -13,6 +13,7 @@
 
 mod auth;
 mod client;
+mod credentials;
 mod error;
 mod kv;
 mod lease;
