@@ -14,7 +14,8 @@ use crate::sockaddr::{canonical, SockAddr};
 use crate::sys::cvt;
 use ferrotun_proto::source::LocalSource;
 
-/// Most datagrams (or GSO batches) per recvmmsg/sendmmsg call.
+/// Most datagrams (or GSO batches) per recvmmsg/sendmmsg call; the worker
+/// sizes its batch (TUN reads between two sends) to match one such call.
 pub const BATCH: usize = 64;
 
 /// What arrived with one datagram of a [`crate::UdpSocket::recv_batch`].
