@@ -11,7 +11,6 @@
 //!   [`UdpSocket::recv_batch`] / [`UdpSocket::send_batch`] with GRO and GSO.
 //! - [`Epoll`]: one level-triggered poller per worker.
 //! - [`Cancel`]: the one shutdown signal; [`install_shutdown_signals`].
-//! - [`BufPool`] / [`Buf`]: bounded per-worker buffers with headroom.
 //!
 //! A worker's loop, in outline:
 //!
@@ -29,19 +28,17 @@
 //! ep.add(&queue, tun_tok, Interest::READABLE)?;
 //! ep.add(&socks.v4[0], udp_tok, Interest::READABLE)?;
 //! ep.add(&cancel, stop_tok, Interest::READABLE)?;
-//! let mut pool = BufPool::new(256, 1500 + 32);
+//! let mut buf = vec![0u8; 1500 + 32];
 //! let mut events = [Event::EMPTY; 8];
 //! while !cancel.is_triggered() {
 //!     let n = ep.wait(&mut events, None)?;
 //!     for ev in &events[..n] {
 //!         if ev.token() == tun_tok {
-//!             let Some(mut buf) = pool.take() else { break };
-//!             match queue.read(buf.spare_mut()) {
-//!                 Ok(len) => buf.set_len(len), // then prepend the header, seal, send_batch
+//!             match queue.read(&mut buf[16..]) {
+//!                 Ok(_len) => {} // then write the header in front, seal, send_batch
 //!                 Err(e) if is_gone(&e) => cancel.trigger(),
 //!                 Err(_) => {}
 //!             }
-//!             pool.put(buf);
 //!         }
 //!     }
 //! }
@@ -61,7 +58,6 @@ pub mod mtu_watch;
 pub mod netif;
 pub mod netns;
 pub mod offload;
-pub mod pool;
 pub mod signals;
 mod sockaddr;
 pub mod steal;
@@ -74,7 +70,6 @@ pub mod vnet;
 pub use cancel::Cancel;
 pub use epoll::{Epoll, Event, Interest};
 pub use netif::{interface_exists, interface_index, is_up, mtu, set_mtu, set_up};
-pub use pool::{Buf, BufPool, HEADROOM};
 pub use signals::install_shutdown_signals;
 pub use tun::{is_gone, Tun, TunQueue};
 pub use udp::{

@@ -277,8 +277,7 @@ impl UdpSocket {
     }
 
     /// Receives up to `min(bufs.len(), metas.len(), BATCH)` datagrams with
-    /// one recvmmsg. Datagram i lands in `bufs[i]` (a [`crate::Buf`] at its
-    /// current start, taking its length; or a `&mut [u8]` / `Vec<u8>`) and
+    /// one recvmmsg. Datagram i lands in `bufs[i]` (a `&mut [u8]` or `Vec<u8>`) and
     /// `metas[i]` tells its sender, our address it was sent to, its length and
     /// GRO segment size. Returns how
     /// many arrived; `WouldBlock` when none is waiting. Errors queued on the
