@@ -6,7 +6,7 @@
 //! - [`Tun`] / [`TunQueue`]: a multi-queue TUN, one non-blocking queue per
 //!   worker; [`is_gone`] recognises a deleted interface. Optional offloads
 //!   ([`Tun::create_with_offload`], [`VirtioNetHdr`]).
-//! - [`netif`]: MTU, link up, name → index.
+//! - [`set_mtu`], [`set_up`], [`interface_index`]: MTU, link up, name → index.
 //! - [`UdpSocket`]: SO_REUSEPORT sockets per family ([`bind_dual`]), batched
 //!   [`UdpSocket::recv_batch`] / [`UdpSocket::send_batch`] with GRO and GSO.
 //! - [`Epoll`]: one level-triggered poller per worker.
@@ -49,25 +49,41 @@
 // Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod cancel;
-mod cmsg;
+// Modules other crates (and this crate's tests and benches) use by path.
+pub mod clock;
 pub mod confine;
-pub mod epoll;
-mod mmsg;
-pub mod mtu_watch;
-pub mod netif;
+pub mod control;
+pub mod counting;
+pub mod inherit;
+pub mod memory;
 pub mod netns;
+pub mod netset;
 pub mod offload;
-pub mod signals;
+pub mod unreachable;
+
+// The rest is reached through the re-exports below, or not from outside at all.
+mod cancel;
+mod cmsg;
+mod device;
+mod epoll;
+mod gso;
+mod local_addrs;
+mod loop_guard;
+mod mmsg;
+mod mtu_watch;
+mod netif;
+mod signals;
 mod sockaddr;
-pub mod steal;
-pub mod steer;
+mod steal;
+mod steer;
 mod sys;
-pub mod tun;
-pub mod udp;
-pub mod vnet;
+mod tun;
+mod udp;
+mod vnet;
+mod worker;
 
 pub use cancel::Cancel;
+pub use device::{Device, DeviceConfig, Opened};
 pub use epoll::{Epoll, Event, Interest};
 pub use netif::{interface_exists, interface_index, is_up, mtu, set_mtu, set_up};
 pub use signals::install_shutdown_signals;
@@ -77,17 +93,3 @@ pub use udp::{
     Transmit, UdpSocket, BATCH,
 };
 pub use vnet::{VirtioNetHdr, VNET_HDR_LEN};
-pub mod clock;
-pub mod control;
-pub mod counting;
-pub mod device;
-pub mod netset;
-pub mod worker;
-
-pub use device::{Device, DeviceConfig, Opened};
-pub mod gso;
-pub mod inherit;
-pub mod local_addrs;
-pub mod loop_guard;
-pub mod memory;
-pub mod unreachable;
