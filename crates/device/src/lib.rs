@@ -48,6 +48,8 @@
 
 // Outside tests an error is reported, never a panic: no unwrap or expect in shipped code.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Every unsafe block says, right above it, why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // Modules other crates (and this crate's tests and benches) use by path.
 pub mod clock;
