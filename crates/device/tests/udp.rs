@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{have_root, until, NetNs};
 use ferrotun_device::{
-    bind_dual, bind_reuseport, is_source_error, probe_gso, Epoll, Event, Interest,
-    RecvMeta, Transmit, UdpSocket, BATCH,
+    bind_dual, bind_reuseport, is_source_error, probe_gso, Epoll, Event, Interest, RecvMeta,
+    Transmit, UdpSocket, BATCH,
 };
 
 /// Receives datagrams on `sock` until `want` arrived or 2 s passed; returns

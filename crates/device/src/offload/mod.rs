@@ -28,7 +28,6 @@ mod coalesce;
 mod refused;
 mod split;
 
-
 pub use coalesce::{Coalescer, DEFAULT_CAPACITY};
 pub use refused::{write_or_split, TunWrite};
 pub use split::{segment_count, split, split_from};

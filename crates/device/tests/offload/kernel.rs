@@ -9,8 +9,8 @@
 use super::coalesce::{drain_all, Flow};
 use super::util::*;
 use ferrotun_device::offload::{write_or_split, Coalescer, OffloadError, TunWrite};
-use ferrotun_device::{VirtioNetHdr, VNET_HDR_LEN};
 use ferrotun_device::{set_up, Epoll, Event, Interest, Tun, TunQueue};
+use ferrotun_device::{VirtioNetHdr, VNET_HDR_LEN};
 use std::io;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
