@@ -5,6 +5,38 @@
 //! Written against libc rather than socket2: socket2 has no recvmmsg or
 //! sendmmsg, no UDP_SEGMENT/UDP_GRO control messages, and the few options
 //! we set are one setsockopt each.
+//!
+//! Why not quinn-udp (0.6.3), which does batched UDP with GSO/GRO and PKTINFO
+//! for QUIC stacks: a port was built and measured (branch `device-quinn`) and
+//! lost, and it cannot keep every feature:
+//! - no sendmmsg: it sends one sendmsg per transmit, so a batch of datagrams
+//!   to several peers (or that GSO cannot group) costs a syscall each;
+//! - no MSG_TRUNC in its RecvMeta: [`RecvMeta::truncated`] (the DropTruncated
+//!   counter) could only be guessed from a full buffer;
+//! - the IPv6 source cmsg always has interface index 0, so a link-local source
+//!   cannot name its link;
+//! - its constructor turns on QUIC's options (IP_PMTUDISC_PROBE, IPV6_DONTFRAG,
+//!   UDP_GRO, SO_TIMESTAMPNS, IP_RECVTOS), which the port had to undo one by one.
+//!
+//! Measured 2026-12-07, both release binaries in one interleaved run on a
+//! shared 2-core machine (load average 12-15, so noisy):
+//! `FTBENCH_TCP_SECS=5 FTBENCH_UDP_SECS=3 FTBENCH_PING_COUNT=30 FTBENCH_INSTALL=0
+//! bench/run.sh --runs 3 "ours=/tmp/ft-ours -f {if}" "quinn=/tmp/ft-quinn -f {if}"`
+//! Median (min-max over the 3 rounds):
+//!
+//! | row             | ours                | quinn-udp           |
+//! |-----------------|---------------------|---------------------|
+//! | tcp1 Gbit/s     | 1.08 (0.86-1.49)    | 0.78 (0.73-0.98)    |
+//! | tcp4 Gbit/s     | 0.96 (0.84-1.26)    | 0.88 (0.74-1.05)    |
+//! | udp1400 kpps    | 7.6 (7.0-12.9)      | 6.4 (5.7-6.5)       |
+//! | udp64 kpps      | 17.8 (13.0-20.3)    | 15.1 (14.4-25.0)    |
+//! | rtt_idle ms     | 0.52 (0.38-4.00)    | 0.62 (0.60-1.16)    |
+//! | rtt_load ms     | 10.7 (8.6-14.6)     | 18.3 (14.3-21.5)    |
+//! | cpu_per_gb s/GB | 3.36 (3.16-3.84)    | 3.65 (3.42-3.92)    |
+//!
+//! tcp1, udp1400 and rtt_load are worse with quinn-udp beyond our rounds'
+//! spread (its median lies outside our min-max), and no row is better beyond
+//! it, so the hand-written mmsg.rs/cmsg.rs/sockaddr.rs stay.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
