@@ -18,25 +18,27 @@
 //! - its constructor turns on QUIC's options (IP_PMTUDISC_PROBE, IPV6_DONTFRAG,
 //!   UDP_GRO, SO_TIMESTAMPNS, IP_RECVTOS), which the port had to undo one by one.
 //!
-//! Measured 2026-12-07, both release binaries in one interleaved run on a
-//! shared 2-core machine (load average 12-15, so noisy):
+//! Measured 2026-12-07, both release binaries in one interleaved run, twice, on a
+//! shared 2-core machine (load average 12-15 in run A, 5 in run B, so noisy):
 //! `FTBENCH_TCP_SECS=5 FTBENCH_UDP_SECS=3 FTBENCH_PING_COUNT=30 FTBENCH_INSTALL=0
 //! bench/run.sh --runs 3 "ours=/tmp/ft-ours -f {if}" "quinn=/tmp/ft-quinn -f {if}"`
 //! Median (min-max over the 3 rounds):
 //!
-//! | row             | ours                | quinn-udp           |
-//! |-----------------|---------------------|---------------------|
-//! | tcp1 Gbit/s     | 1.08 (0.86-1.49)    | 0.78 (0.73-0.98)    |
-//! | tcp4 Gbit/s     | 0.96 (0.84-1.26)    | 0.88 (0.74-1.05)    |
-//! | udp1400 kpps    | 7.6 (7.0-12.9)      | 6.4 (5.7-6.5)       |
-//! | udp64 kpps      | 17.8 (13.0-20.3)    | 15.1 (14.4-25.0)    |
-//! | rtt_idle ms     | 0.52 (0.38-4.00)    | 0.62 (0.60-1.16)    |
-//! | rtt_load ms     | 10.7 (8.6-14.6)     | 18.3 (14.3-21.5)    |
-//! | cpu_per_gb s/GB | 3.36 (3.16-3.84)    | 3.65 (3.42-3.92)    |
+//! | row             | A: ours          | A: quinn-udp     | B: ours          | B: quinn-udp     |
+//! |-----------------|------------------|------------------|------------------|------------------|
+//! | tcp1 Gbit/s     | 1.08 (0.86-1.49) | 0.78 (0.73-0.98) | 1.06 (0.99-1.23) | 0.95 (0.93-1.09) |
+//! | tcp4 Gbit/s     | 0.96 (0.84-1.26) | 0.88 (0.74-1.05) | 1.14 (0.99-1.29) | 1.33 (1.25-1.34) |
+//! | udp1400 kpps    | 7.6 (7.0-12.9)   | 6.4 (5.7-6.5)    | 7.8 (5.6-14.5)   | 11.2 (8.2-13.0)  |
+//! | udp64 kpps      | 17.8 (13.0-20.3) | 15.1 (14.4-25.0) | 37.1 (25.2-43.2) | 20.8 (19.4-38.8) |
+//! | rtt_idle ms     | 0.52 (0.38-4.00) | 0.62 (0.60-1.16) | 0.62 (0.26-1.16) | 0.52 (0.44-2.72) |
+//! | rtt_load ms     | 10.7 (8.6-14.6)  | 18.3 (14.3-21.5) | 11.0 (7.1-11.7)  | 14.4 (13.0-15.6) |
+//! | cpu_per_gb s/GB | 3.36 (3.16-3.84) | 3.65 (3.42-3.92) | 3.86 (3.27-3.94) | 3.28 (3.22-3.57) |
 //!
-//! tcp1, udp1400 and rtt_load are worse with quinn-udp beyond our rounds'
-//! spread (its median lies outside our min-max), and no row is better beyond
-//! it, so the hand-written mmsg.rs/cmsg.rs/sockaddr.rs stay.
+//! With quinn-udp, rtt_load and tcp1 are worse beyond our rounds' spread (its
+//! median outside our min-max) in both runs, udp1400 in A and udp64 (one sendmsg
+//! per small datagram) in B; tcp4 and cpu_per_gb were better in B only. A row
+//! worse beyond the spread decides: the hand-written mmsg.rs/cmsg.rs/sockaddr.rs
+//! stay.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
