@@ -2,7 +2,7 @@
 //! destination, from one source, with one size (the last may be shorter) become one `sendmmsg` entry with a
 //! `UDP_SEGMENT` size, which the kernel carries as one packet as far as it can.
 
-use crate::worker::BATCH;
+use crate::udp::BATCH;
 use ferrotun_proto::source::LocalSource;
 use std::net::SocketAddr;
 use std::ops::Range;

@@ -6,9 +6,8 @@
 //! packet and never on the data path's fast track.
 
 use parking_lot::{Mutex, RwLock};
-use std::ffi::CStr;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -79,50 +78,27 @@ impl LocalAddrs {
 
 /// Every address of every interface in this network namespace.
 pub fn read_all() -> io::Result<Vec<LocalAddr>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs writes a list head into `head`; checked before use, freed below.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut out = Vec::new();
-    let mut cursor = head;
-    while !cursor.is_null() {
-        // SAFETY: `cursor` is a non-null node of the list getifaddrs returned, alive until
-        // freeifaddrs below.
-        let node = unsafe { &*cursor };
-        cursor = node.ifa_next;
-        if node.ifa_addr.is_null() || node.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null and points to a sockaddr of at least its family's
-        // size; the family decides which struct is read.
-        let addr = unsafe {
-            match i32::from((*node.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sin = &*node.ifa_addr.cast::<libc::sockaddr_in>();
-                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-                }
-                libc::AF_INET6 => {
-                    let sin6 = &*node.ifa_addr.cast::<libc::sockaddr_in6>();
-                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
-                }
-                _ => continue,
-            }
-        };
-        // SAFETY: ifa_name is a non-null NUL-terminated string owned by the list.
-        let ifname = unsafe { CStr::from_ptr(node.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
-        out.push(LocalAddr { ifname, addr });
-    }
-    // SAFETY: `head` came from a successful getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(head) };
+    let out = nix::ifaddrs::getifaddrs()?
+        .filter_map(|ifa| {
+            let sa = ifa.address?;
+            let addr = if let Some(v4) = sa.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else {
+                IpAddr::V6(sa.as_sockaddr_in6()?.ip())
+            };
+            Some(LocalAddr {
+                ifname: ifa.interface_name,
+                addr,
+            })
+        })
+        .collect();
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn loopback_is_listed_and_local() {

@@ -9,12 +9,12 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::cmsg::{self, Control};
-use crate::pool::Buf;
 use crate::sockaddr::{canonical, SockAddr};
 use crate::sys::cvt;
 use ferrotun_proto::source::LocalSource;
 
-/// Most datagrams (or GSO batches) per recvmmsg/sendmmsg call.
+/// Most datagrams (or GSO batches) per recvmmsg/sendmmsg call; the worker
+/// sizes its batch (TUN reads between two sends) to match one such call.
 pub const BATCH: usize = 64;
 
 /// What arrived with one datagram of a [`crate::UdpSocket::recv_batch`].
@@ -91,18 +91,6 @@ pub trait RecvBuf {
     fn recv_region(&mut self) -> &mut [u8];
     /// Told how many bytes arrived (also in [`RecvMeta::len`]).
     fn set_received(&mut self, len: usize);
-}
-
-/// Receives at the buffer's current start; its length becomes the datagram's.
-impl RecvBuf for Buf {
-    #[inline]
-    fn recv_region(&mut self) -> &mut [u8] {
-        self.spare_mut()
-    }
-    #[inline]
-    fn set_received(&mut self, len: usize) {
-        self.set_len(len);
-    }
 }
 
 /// Receives into the whole slice; the length is only in [`RecvMeta::len`].

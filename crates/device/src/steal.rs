@@ -156,8 +156,9 @@ impl ShareGate {
         };
     }
 
-    /// Batches between two offers right now (1 = every batch).
-    pub fn interval(&self) -> u32 {
+    /// Batches between two offers right now (1 = every batch); only the tests look.
+    #[cfg(test)]
+    fn interval(&self) -> u32 {
         self.interval
     }
 }

@@ -209,8 +209,8 @@ impl TunQueue {
     /// so size buffers for the MTU, or `VNET_HDR_LEN + 65535` with offloads.
     #[inline]
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: buf is a valid writable region of buf.len() bytes.
         retry(|| {
+            // SAFETY: buf is a valid writable region of buf.len() bytes.
             cvt_size(unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
         })
     }
@@ -222,8 +222,8 @@ impl TunQueue {
     /// and dropped by the IP stack.
     #[inline]
     pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
-        // SAFETY: packet is a valid readable region of packet.len() bytes.
         retry(|| {
+            // SAFETY: packet is a valid readable region of packet.len() bytes.
             cvt_size(unsafe {
                 libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len())
             })

@@ -5,6 +5,40 @@
 //! Written against libc rather than socket2: socket2 has no recvmmsg or
 //! sendmmsg, no UDP_SEGMENT/UDP_GRO control messages, and the few options
 //! we set are one setsockopt each.
+//!
+//! Why not quinn-udp (0.6.3), which does batched UDP with GSO/GRO and PKTINFO
+//! for QUIC stacks: a port was built and measured (branch `device-quinn`) and
+//! lost, and it cannot keep every feature:
+//! - no sendmmsg: it sends one sendmsg per transmit, so a batch of datagrams
+//!   to several peers (or that GSO cannot group) costs a syscall each;
+//! - no MSG_TRUNC in its RecvMeta: [`RecvMeta::truncated`] (the DropTruncated
+//!   counter) could only be guessed from a full buffer;
+//! - the IPv6 source cmsg always has interface index 0, so a link-local source
+//!   cannot name its link;
+//! - its constructor turns on QUIC's options (IP_PMTUDISC_PROBE, IPV6_DONTFRAG,
+//!   UDP_GRO, SO_TIMESTAMPNS, IP_RECVTOS), which the port had to undo one by one.
+//!
+//! Measured 2026-12-07, both release binaries in one interleaved run, twice, on a
+//! shared 2-core machine (load average 12-15 in run A, 5 in run B, so noisy):
+//! `FTBENCH_TCP_SECS=5 FTBENCH_UDP_SECS=3 FTBENCH_PING_COUNT=30 FTBENCH_INSTALL=0
+//! bench/run.sh --runs 3 "ours=/tmp/ft-ours -f {if}" "quinn=/tmp/ft-quinn -f {if}"`
+//! Median (min-max over the 3 rounds):
+//!
+//! | row             | A: ours          | A: quinn-udp     | B: ours          | B: quinn-udp     |
+//! |-----------------|------------------|------------------|------------------|------------------|
+//! | tcp1 Gbit/s     | 1.08 (0.86-1.49) | 0.78 (0.73-0.98) | 1.06 (0.99-1.23) | 0.95 (0.93-1.09) |
+//! | tcp4 Gbit/s     | 0.96 (0.84-1.26) | 0.88 (0.74-1.05) | 1.14 (0.99-1.29) | 1.33 (1.25-1.34) |
+//! | udp1400 kpps    | 7.6 (7.0-12.9)   | 6.4 (5.7-6.5)    | 7.8 (5.6-14.5)   | 11.2 (8.2-13.0)  |
+//! | udp64 kpps      | 17.8 (13.0-20.3) | 15.1 (14.4-25.0) | 37.1 (25.2-43.2) | 20.8 (19.4-38.8) |
+//! | rtt_idle ms     | 0.52 (0.38-4.00) | 0.62 (0.60-1.16) | 0.62 (0.26-1.16) | 0.52 (0.44-2.72) |
+//! | rtt_load ms     | 10.7 (8.6-14.6)  | 18.3 (14.3-21.5) | 11.0 (7.1-11.7)  | 14.4 (13.0-15.6) |
+//! | cpu_per_gb s/GB | 3.36 (3.16-3.84) | 3.65 (3.42-3.92) | 3.86 (3.27-3.94) | 3.28 (3.22-3.57) |
+//!
+//! With quinn-udp, rtt_load and tcp1 are worse beyond our rounds' spread (its
+//! median outside our min-max) in both runs, udp1400 in A and udp64 (one sendmsg
+//! per small datagram) in B; tcp4 and cpu_per_gb were better in B only. A row
+//! worse beyond the spread decides: the hand-written mmsg.rs/cmsg.rs/sockaddr.rs
+//! stay.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -277,8 +311,7 @@ impl UdpSocket {
     }
 
     /// Receives up to `min(bufs.len(), metas.len(), BATCH)` datagrams with
-    /// one recvmmsg. Datagram i lands in `bufs[i]` (a [`crate::Buf`] at its
-    /// current start, taking its length; or a `&mut [u8]` / `Vec<u8>`) and
+    /// one recvmmsg. Datagram i lands in `bufs[i]` (a `&mut [u8]` or `Vec<u8>`) and
     /// `metas[i]` tells its sender, our address it was sent to, its length and
     /// GRO segment size. Returns how
     /// many arrived; `WouldBlock` when none is waiting. Errors queued on the

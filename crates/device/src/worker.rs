@@ -13,7 +13,7 @@ use crate::offload::{split_from, write_or_split, Coalescer, TunWrite, MAX_PACKET
 use crate::steal::{Crew, ShareGate};
 use crate::steer::Steering;
 use crate::tun::{is_gone, TunQueue};
-use crate::udp::{is_source_error, RecvMeta, Transmit, UdpSocket};
+use crate::udp::{is_source_error, RecvMeta, Transmit, UdpSocket, BATCH};
 use crate::unreachable::Unreachable;
 use crate::vnet::VNET_HDR_LEN;
 use crate::Cancel;
@@ -27,8 +27,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Packets per batch: one recvmmsg/sendmmsg, and the TUN reads between two sends.
-pub const BATCH: usize = 64;
 /// Room for the largest IP packet plus the WireGuard header, padding and tag.
 pub const BUF_SIZE: usize = 65536 + 64;
 

@@ -9,20 +9,20 @@
 //! 2. [`drop_privileges`]: supplementary groups cleared, real/effective/saved uid and gid
 //!    switched, every capability but the kept ones removed from the permitted, effective,
 //!    inheritable, ambient and bounding sets, no_new_privs set.
-//! 3. [`seccomp::install`]: the system-call allow-list ([`syscalls`]), refused calls
+//! 3. [`seccomp::install`]: the system-call allow-list (`syscalls.rs`), refused calls
 //!    counted by [`refused`].
 //!
 //! Threads started afterwards inherit all of it, which is why nothing here uses per-thread
 //! tricks: capabilities, securebits and no_new_privs are per thread in Linux, so doing it
 //! once in the only thread is the one way to have it hold on every thread.
 
-pub mod janitor;
-pub mod linked;
+mod janitor;
+mod linked;
 pub mod peer;
-pub mod privileges;
+mod privileges;
 pub mod refused;
 pub mod seccomp;
-pub mod syscalls;
+mod syscalls;
 
 pub use janitor::Janitor;
 pub use linked::LinkedPath;

@@ -17,7 +17,7 @@
 //!
 //! ```text
 //! read:  n = queue.read(&mut big)            // big: VNET_HDR_LEN + 65535
-//!        k = split(&big[..n], &mut bufs, HEADROOM, &mut lens)?   // then seal each
+//!        k = split(&big[..n], &mut bufs, room, &mut lens)?      // then seal each
 //!        (TooManySegments: segment_count + split_from in rounds)
 //! write: for p in decrypted batch { gro.push(p) }   // Full: drain, push again
 //!        gro.drain(|b| { queue.write(b); })         // b starts with the virtio header
@@ -27,9 +27,6 @@ pub mod checksum;
 mod coalesce;
 mod refused;
 mod split;
-
-#[cfg(test)]
-mod tests;
 
 pub use coalesce::{Coalescer, DEFAULT_CAPACITY};
 pub use refused::{write_or_split, TunWrite};

@@ -8,9 +8,9 @@
 
 use super::coalesce::{drain_all, Flow};
 use super::util::*;
-use crate::offload::{write_or_split, Coalescer, OffloadError, TunWrite};
-use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
-use crate::{set_up, Epoll, Event, Interest, Tun, TunQueue};
+use ferrotun_device::offload::{write_or_split, Coalescer, OffloadError, TunWrite};
+use ferrotun_device::{set_up, Epoll, Event, Interest, Tun, TunQueue};
+use ferrotun_device::{VirtioNetHdr, VNET_HDR_LEN};
 use std::io;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,7 +71,7 @@ impl Netns {
         let path = format!("/run/netns/{}", self.0);
         std::thread::scope(|s| {
             s.spawn(|| {
-                crate::netns::enter_netns(std::path::Path::new(&path)).expect("setns");
+                ferrotun_device::netns::enter_netns(std::path::Path::new(&path)).expect("setns");
                 f()
             })
             .join()

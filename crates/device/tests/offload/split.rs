@@ -1,6 +1,6 @@
 use super::util::*;
-use crate::offload::{segment_count, split, split_from, OffloadError};
-use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
+use ferrotun_device::offload::{segment_count, split, split_from, OffloadError};
+use ferrotun_device::{VirtioNetHdr, VNET_HDR_LEN};
 
 /// Checks the segments of a TCP super-packet built from `ip`, `tcp`, `data`.
 fn check_tcp_segments(segs: &[Vec<u8>], ip: &Ip, tcp: &Tcp, data: &[u8], mss: usize) {

@@ -2,7 +2,7 @@
 //! deliberately naive (16-bit words, one at a time) so that it shares no code
 //! or shortcuts with `offload::checksum`.
 
-use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
+use ferrotun_device::{VirtioNetHdr, VNET_HDR_LEN};
 
 pub const ACK: u8 = 0x10;
 pub const PSH: u8 = 0x08;
@@ -311,14 +311,14 @@ pub fn payload(len: usize, salt: u8) -> Vec<u8> {
 }
 
 /// Runs `split` at offset 16 and returns the packets.
-pub fn split_all(input: &[u8]) -> Result<Vec<Vec<u8>>, crate::offload::OffloadError> {
+pub fn split_all(input: &[u8]) -> Result<Vec<Vec<u8>>, ferrotun_device::offload::OffloadError> {
     const OFF: usize = 16;
     // Exactly as many buffers as needed, each no larger than the input:
     // fresh 64 KiB buffers per call would dominate the property tests.
-    let count = crate::offload::segment_count(input)?;
+    let count = ferrotun_device::offload::segment_count(input)?;
     let mut outs = vec![vec![0u8; OFF + input.len()]; count];
     let mut lens = vec![0usize; count];
-    let n = crate::offload::split(input, &mut outs, OFF, &mut lens)?;
+    let n = ferrotun_device::offload::split(input, &mut outs, OFF, &mut lens)?;
     Ok(outs[..n]
         .iter()
         .zip(&lens)

@@ -1,7 +1,10 @@
 use super::util::*;
-use crate::offload::coalesce::MAX_UDP_SEGMENTS;
-use crate::offload::{Coalescer, OffloadError};
-use crate::vnet::{VirtioNetHdr, VNET_HDR_LEN};
+use ferrotun_device::offload::{Coalescer, OffloadError};
+use ferrotun_device::{VirtioNetHdr, VNET_HDR_LEN};
+
+/// The most datagrams the kernel takes in one GSO_UDP_L4 packet (UDP_GRO_CNT_MAX), which
+/// the coalescer must not exceed.
+const MAX_UDP_SEGMENTS: usize = 64;
 
 /// One direction of a TCP connection, producing consecutive segments.
 pub struct Flow {

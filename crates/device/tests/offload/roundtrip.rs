@@ -3,7 +3,7 @@
 
 use super::coalesce::{drain_all, Flow};
 use super::util::*;
-use crate::offload::Coalescer;
+use ferrotun_device::offload::Coalescer;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
