@@ -7,8 +7,8 @@
 //! we set are one setsockopt each.
 //!
 //! Why not quinn-udp (0.6.3), which does batched UDP with GSO/GRO and PKTINFO
-//! for QUIC stacks: a port was built and measured (branch `device-quinn`) and
-//! lost, and it cannot keep every feature:
+//! for QUIC stacks: a port of this file to it was built and measured, and it
+//! lost; it also cannot keep every feature:
 //! - no sendmmsg: it sends one sendmsg per transmit, so a batch of datagrams
 //!   to several peers (or that GSO cannot group) costs a syscall each;
 //! - no MSG_TRUNC in its RecvMeta: [`RecvMeta::truncated`] (the DropTruncated
