@@ -8,11 +8,13 @@
 //!   [`flood`], [`impair`], [`sampler`]) and the configuration protocol ([`raw_uapi`],
 //!   [`uapi_model`]);
 //! - handshake messages forged with valid macs, and cookie replies opened ([`forge`]);
+//! - a throw-away CA and certificates for tests of etcd over TLS ([`certs`]);
 //! - small things tests kept writing again: [`text`], [`sock`], [`require_tool`].
 
 // All unsafe code lives in crates/device.
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod flood;
 pub mod forge;
 pub mod impair;

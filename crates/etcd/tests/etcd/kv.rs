@@ -1,15 +1,10 @@
-use ferrotun_etcd::{Client, Compare, CompareResult, ConnectOptions, RequestOp, TxnRequest};
+use ferrotun_etcd::{Client, Compare, CompareResult, RequestOp, TxnRequest};
 
 use crate::server::Etcd;
 use crate::within;
 
 async fn client(etcd: &Etcd) -> Client {
-    within(
-        "connect",
-        Client::connect(&etcd.endpoint, ConnectOptions::new()),
-    )
-    .await
-    .expect("connect")
+    etcd.client().await
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use ferrotun_etcd::{Client, Code, ConnectOptions, Error};
+use ferrotun_etcd::{Code, Error};
 
 use crate::server::Etcd;
 use crate::within;
@@ -8,12 +8,7 @@ use crate::within;
 #[tokio::test]
 async fn keep_alive_holds_the_key_and_expiry_deletes_it() {
     let etcd = Etcd::start().await;
-    let c = within(
-        "connect",
-        Client::connect(&etcd.endpoint, ConnectOptions::new()),
-    )
-    .await
-    .unwrap();
+    let c = etcd.client().await;
     let id = within("grant", c.lease_grant(2)).await.expect("grant");
     assert!(id != 0);
     within("put", c.put("/leased", "v", Some(id)))
@@ -66,12 +61,7 @@ async fn keep_alive_holds_the_key_and_expiry_deletes_it() {
 #[tokio::test]
 async fn time_to_live_after_revoke() {
     let etcd = Etcd::start().await;
-    let c = within(
-        "connect",
-        Client::connect(&etcd.endpoint, ConnectOptions::new()),
-    )
-    .await
-    .unwrap();
+    let c = etcd.client().await;
     let id = within("grant", c.lease_grant(60)).await.unwrap();
     let ttl = within("ttl", c.lease_time_to_live(id)).await.unwrap();
     assert!((1..=60).contains(&ttl), "ttl {ttl}");

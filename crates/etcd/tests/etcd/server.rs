@@ -2,7 +2,7 @@
 //! directory, killed (by its PID) and cleaned up on drop, also when the test fails.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -68,6 +68,17 @@ pub struct Etcd {
 
 impl Etcd {
     /// A single-member cluster on plain HTTP, answering once this returns.
+    /// A client of this member with default options (bounded: the test fails rather than
+    /// hang when the member does not answer).
+    pub async fn client(&self) -> Client {
+        crate::within(
+            "connect",
+            Client::connect(&self.endpoint, ConnectOptions::new()),
+        )
+        .await
+        .expect("connect")
+    }
+
     pub async fn start() -> Etcd {
         Etcd::start_with(&[]).await
     }
@@ -190,16 +201,6 @@ fn require_etcd() {
         found("etcd") && found("etcdctl"),
         "these tests need etcd and etcdctl (Debian: apt-get install etcd-server etcd-client)"
     );
-}
-
-/// Runs openssl in `dir`; panics with its output when it fails.
-pub fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("cannot run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
 }
 
 /// Asserts etcdctl succeeded, showing its output when not.

@@ -3,63 +3,9 @@ use std::time::{Duration, Instant};
 
 use ferrotun_etcd::{Client, ConnectOptions, TlsOptions};
 
-use crate::server::{openssl, Etcd, TempDir};
+use ferrotun_testkit::certs::make_test_certs;
 
-/// A throw-away CA, a server certificate for 127.0.0.1 and a client certificate.
-fn make_certs(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "1"]);
-    ca.extend(["-subj", "/CN=ferrotun-etcd-test-ca"]);
-    openssl(dir, &ca);
-    for (name, ext) in [
-        (
-            "server",
-            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        let (key, csr, pem, extfile) = (
-            format!("{name}-key.pem"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        let subj = format!("/CN={name}");
-        let mut req = vec!["req"];
-        req.extend(ec);
-        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        openssl(dir, &req);
-        std::fs::write(dir.join(&extfile), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca-key.pem",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "1",
-                "-extfile",
-                &extfile,
-            ],
-        );
-    }
-}
+use crate::server::{Etcd, TempDir};
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap()
@@ -82,7 +28,7 @@ async fn try_read(endpoint: &str, opts: ConnectOptions) -> Result<(), String> {
 #[tokio::test]
 async fn tls_with_a_client_certificate() {
     let certs = TempDir::new("certs");
-    make_certs(&certs.0);
+    make_test_certs(&certs.0, &[std::net::Ipv4Addr::LOCALHOST.into()]);
     let file = |name: &str| certs.0.join(name).display().to_string();
     let etcd = Etcd::start_with(&[
         format!("--cert-file={}", file("server.pem")),

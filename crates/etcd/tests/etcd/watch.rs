@@ -1,4 +1,4 @@
-use ferrotun_etcd::{Client, ConnectOptions, EventType, WatchOptions};
+use ferrotun_etcd::{EventType, WatchOptions};
 
 use crate::server::Etcd;
 use crate::within;
@@ -6,12 +6,7 @@ use crate::within;
 #[tokio::test]
 async fn watch_sees_put_and_delete_from_a_revision() {
     let etcd = Etcd::start().await;
-    let c = within(
-        "connect",
-        Client::connect(&etcd.endpoint, ConnectOptions::new()),
-    )
-    .await
-    .unwrap();
+    let c = etcd.client().await;
     within("put", c.put("/m/a", "1", None)).await.unwrap();
     let start = within("range", c.get_prefix("/m/"))
         .await
@@ -71,12 +66,7 @@ async fn watch_sees_put_and_delete_from_a_revision() {
 #[tokio::test]
 async fn watch_from_a_compacted_revision_is_cancelled() {
     let etcd = Etcd::start().await;
-    let c = within(
-        "connect",
-        Client::connect(&etcd.endpoint, ConnectOptions::new()),
-    )
-    .await
-    .unwrap();
+    let c = etcd.client().await;
     for i in 0..3 {
         within("put", c.put("/m/k", format!("{i}"), None))
             .await

@@ -24,78 +24,6 @@ pub struct Etcd {
     pub tls: Option<PathBuf>,
 }
 
-/// A throw-away CA, a server certificate for the members' addresses and a client
-/// certificate, made with openssl.
-fn make_certs(dir: &std::path::Path) {
-    let ossl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca-key.pem",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=mesh-test-ca",
-    ]);
-    ossl(&a);
-    let sans = (0..MEMBERS)
-        .map(|i| format!("IP:{}", member_ip(i)))
-        .collect::<Vec<_>>()
-        .join(",");
-    for (name, ext) in [
-        (
-            "server",
-            format!("subjectAltName={sans}\nextendedKeyUsage=serverAuth\n"),
-        ),
-        ("client", "extendedKeyUsage=clientAuth\n".to_string()),
-    ] {
-        let mut a = vec!["req"];
-        a.extend(ec);
-        let key = format!("{name}-key.pem");
-        let csr = format!("{name}.csr");
-        let subj = format!("/CN={name}");
-        a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
-        ossl(&a);
-        let extfile = format!("{name}.ext");
-        std::fs::write(dir.join(&extfile), ext).unwrap();
-        let pem = format!("{name}.pem");
-        ossl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "1",
-            "-extfile",
-            &extfile,
-        ]);
-    }
-}
-
 impl Etcd {
     /// Starts the three members and waits (bounded) until the cluster answers.
     pub fn start() -> Etcd {
@@ -125,7 +53,10 @@ impl Etcd {
         let tls = tls.then(|| {
             let t = dir.join("tls");
             std::fs::create_dir_all(&t).unwrap();
-            make_certs(&t);
+            let ips: Vec<std::net::IpAddr> = (0..MEMBERS)
+                .map(|i| member_ip(i).parse().unwrap())
+                .collect();
+            ferrotun_testkit::certs::make_test_certs(&t, &ips);
             t
         });
         let mut etcd = Etcd {
