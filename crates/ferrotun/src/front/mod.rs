@@ -86,7 +86,9 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 /// `ferrotun [-f|--foreground] INTERFACE-NAME`, the form wg-quick runs. The name must not
-/// be a command or look like a mistyped one.
+/// be a command or look like a mistyped one. Parsed by hand, not by clap: its messages
+/// (which name the near miss) are its own, but it fills the same typed daemon options as
+/// `daemon`.
 fn bare_daemon(args: &[String]) -> i32 {
     let mut options = ferrotun_daemon::Args::default();
     let mut names = Vec::new();
