@@ -69,17 +69,51 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// What the daemon is started with, as the command line (front/) parsed it.
-#[derive(Debug, Default, Clone)]
+// What the daemon is started with: the options of `ferrotun daemon`, which the command line
+// (front/) attaches to its command tree; the bare `ferrotun [-f] NAME` form fills the same
+// struct by hand. Ids, value names and help texts are the command line's wording, so help,
+// completions and man pages read as before. `//` comments, not doc comments: clap would
+// make those the command's about and the options' help.
+#[derive(Debug, Default, Clone, clap::Args)]
+#[group(skip)]
 pub struct Args {
-    pub name: String,
+    #[arg(
+        id = "foreground",
+        short = 'f',
+        long = "foreground",
+        help = "Stay in the foreground instead of detaching (the daemon)"
+    )]
     pub foreground: bool,
-    /// `--user NAME`; else FERROTUN_USER; else the default (see confine).
+    // Else FERROTUN_USER; else the default (see confine).
+    #[arg(
+        id = "user",
+        long = "user",
+        value_name = "USER",
+        help = "Run as USER after start-up (default: the `ferrotun' user if it exists, else `nobody'; env FERROTUN_USER)"
+    )]
     pub user: Option<String>,
-    /// `--disable-drop-privileges` (FERROTUN_DISABLE_DROP_PRIVILEGES=1 does the same).
+    // FERROTUN_DISABLE_DROP_PRIVILEGES=1 does the same.
+    #[arg(
+        id = "disable-drop-privileges",
+        long = "disable-drop-privileges",
+        help = "Stay root, with no system call filter (env FERROTUN_DISABLE_DROP_PRIVILEGES=1)"
+    )]
     pub unconfined: bool,
-    /// `--metrics ADDR:PORT`, checked here; it wins over FERROTUN_METRICS.
+    // Checked here, not by the parser; it wins over FERROTUN_METRICS.
+    #[arg(
+        id = "metrics",
+        long = "metrics",
+        value_name = "ADDR:PORT",
+        help = "Serve Prometheus metrics at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9586 or [::1]:9586 (env FERROTUN_METRICS; off by default)"
+    )]
     pub metrics: Option<String>,
+    // Last, as the usage line and the help list it.
+    #[arg(
+        id = "interface",
+        value_name = "INTERFACE-NAME",
+        help = "The interface to create: 1 to 15 characters, no '/', ':' or spaces"
+    )]
+    pub name: String,
 }
 
 /// Runs the daemon; returns the process exit status.

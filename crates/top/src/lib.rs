@@ -17,4 +17,4 @@ pub(crate) mod terminal;
 pub mod top;
 
 pub use stats_cmd::{stats, StatsOptions};
-pub use top::top;
+pub use top::{top, TopOptions};

@@ -13,10 +13,24 @@ use ferrotun_uapi::stats::{fetch, FetchError, Stats};
 use ferrotun_uapi::Client;
 use ferrotun_wg::pretty::strip_ansi;
 
-/// What the command line asked for.
-#[derive(Debug, Clone, Default)]
+// The options of `ferrotun stats`, which the command line (front/) attaches to its command
+// tree and reads back typed. `//` comments, not doc comments: clap would make those the
+// command's about and the options' help.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
 pub struct StatsOptions {
+    #[arg(
+        id = "interface",
+        value_name = "INTERFACE",
+        help = "The interface to read; every interface when left out"
+    )]
     pub interface: Option<String>,
+    #[arg(
+        id = "json",
+        long = "json",
+        help = "Print JSON instead: one object for INTERFACE, an array of them without \
+                (keys: interface, listen_port, counters, peers)"
+    )]
     pub json: bool,
 }
 

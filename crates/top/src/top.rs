@@ -25,6 +25,20 @@ const KEY_WAIT: Duration = Duration::from_millis(100);
 /// A daemon that takes longer than this to answer counts as gone (top must stay responsive).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
+// The options of `ferrotun top`, which the command line (front/) attaches to its command tree
+// and reads back typed. `//` comments, not doc comments: clap would make those the
+// command's about and the options' help.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
+pub struct TopOptions {
+    #[arg(
+        id = "interface",
+        value_name = "INTERFACE",
+        help = "The interface to watch; the only one running when left out"
+    )]
+    pub interface: Option<String>,
+}
+
 /// Runs `ferrotun top`; returns the exit status.
 pub fn top(client: &Client, interface: Option<&str>) -> i32 {
     let client = client.clone().with_timeout(FETCH_TIMEOUT);

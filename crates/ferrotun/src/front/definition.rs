@@ -2,13 +2,23 @@
 //! the near-miss hints, the shell completions and the man pages are all made from it, so
 //! they cannot drift apart.
 //!
+//! One style: every command's options are a typed `#[derive(clap::Args)]` struct (in
+//! [`super::options`] or in the crate that implements the command), and this file only
+//! assembles commands: names, descriptions, usage lines, groups. [`super::main`] reads a
+//! command's matches back into the same struct with `FromArgMatches`. The mesh, whose
+//! commands nest, is one derived parser of its own ([`ferrotun_mesh::command`]).
+//!
 //! The `wg` commands keep wg's own grammar (`set wg0 peer KEY allowed-ips ...` is not a
 //! shape an argument parser models well): clap describes them and takes their words as
 //! they come, and the wg implementation in [`ferrotun_wg`] parses them as wg does.
 
-use clap::{value_parser, Arg, ArgAction, Command, ValueHint};
+use clap::{Args, Command};
 
 use ferrotun_wg::{set::SET_USAGE, show::FIELDS};
+
+use super::options::{
+    CompletionsOptions, HelpOptions, ManOptions, NoOptions, QuickOptions, TopLevel, WgWords,
+};
 
 /// The program name the definition is written for.
 pub const NAME: &str = "ferrotun";
@@ -64,7 +74,7 @@ pub fn groups() -> Vec<Group> {
 
 /// The whole command line as one clap command (for completions, man pages and `help CMD`).
 pub fn command() -> Command {
-    let mut root = Command::new(NAME)
+    let mut root = TopLevel::augment_args(Command::new(NAME))
         .about("Userspace WireGuard for Linux, with wg and wg-quick built in")
         .long_about(
             "Userspace WireGuard for Linux, with wg and wg-quick built in.\n\n\
@@ -78,15 +88,7 @@ pub fn command() -> Command {
             "{NAME} <COMMAND> [ARGS]...\n       {NAME} [-f|--foreground] INTERFACE-NAME"
         ))
         .disable_help_subcommand(true)
-        .disable_version_flag(true)
-        .arg(foreground())
-        .arg(
-            Arg::new("version")
-                .short('v')
-                .long("version")
-                .action(ArgAction::Version)
-                .help("Print the version"),
-        );
+        .disable_version_flag(true);
     for group in groups() {
         for (_, cmd) in group.commands {
             root = root.subcommand(cmd);
@@ -131,17 +133,9 @@ pub fn kind(name: &str) -> Option<Kind> {
 
 /// A wg command: its words are passed through untouched, `--help` alone shows this help.
 fn wg_command(name: &'static str, about: &'static str, usage: &str) -> Command {
-    Command::new(name)
+    WgWords::augment_args(Command::new(name))
         .about(about)
         .override_usage(format!("{NAME} {name} {usage}"))
-        .arg(
-            Arg::new("args")
-                .num_args(0..)
-                .trailing_var_arg(true)
-                .allow_hyphen_values(true)
-                .value_name("ARGS")
-                .help("The command's words, as wg(8) takes them (see Usage)"),
-        )
 }
 
 fn wg_commands() -> Vec<Command> {
@@ -201,16 +195,7 @@ fn wg_commands() -> Vec<Command> {
 }
 
 fn quick_command(name: &'static str, about: &'static str) -> Command {
-    Command::new(name).about(about).arg(
-        Arg::new("target")
-            .required(true)
-            .value_name("CONFIG_FILE|INTERFACE")
-            .value_hint(ValueHint::FilePath)
-            .help(
-                "A configuration file named INTERFACE.conf, or an interface name whose \
-                 configuration is /etc/wireguard/INTERFACE.conf",
-            ),
-    )
+    QuickOptions::augment_args(Command::new(name)).about(about)
 }
 
 fn quick_commands() -> Vec<Command> {
@@ -242,16 +227,8 @@ fn quick_commands() -> Vec<Command> {
     .collect()
 }
 
-fn foreground() -> Arg {
-    Arg::new("foreground")
-        .short('f')
-        .long("foreground")
-        .action(ArgAction::SetTrue)
-        .help("Stay in the foreground instead of detaching (the daemon)")
-}
-
 fn daemon() -> Command {
-    Command::new("daemon")
+    ferrotun_daemon::Args::augment_args(Command::new("daemon"))
         .about("Runs the daemon for INTERFACE-NAME; `ferrotun [-f] INTERFACE-NAME' is the same")
         .long_about(
             "Creates the TUN interface INTERFACE-NAME and its configuration socket \
@@ -262,31 +239,6 @@ fn daemon() -> Command {
         .override_usage(format!(
             "{NAME} daemon [-f|--foreground] [--user USER] [--disable-drop-privileges] [--metrics ADDR:PORT] INTERFACE-NAME"
         ))
-        .arg(foreground())
-        .arg(
-            Arg::new("user")
-                .long("user")
-                .value_name("USER")
-                .help("Run as USER after start-up (default: the `ferrotun' user if it exists, else `nobody'; env FERROTUN_USER)"),
-        )
-        .arg(
-            Arg::new("disable-drop-privileges")
-                .long("disable-drop-privileges")
-                .action(ArgAction::SetTrue)
-                .help("Stay root, with no system call filter (env FERROTUN_DISABLE_DROP_PRIVILEGES=1)"),
-        )
-        .arg(
-            Arg::new("metrics")
-                .long("metrics")
-                .value_name("ADDR:PORT")
-                .help("Serve Prometheus metrics at http://ADDR:PORT/metrics, e.g. 127.0.0.1:9586 or [::1]:9586 (env FERROTUN_METRICS; off by default)"),
-        )
-        .arg(
-            Arg::new("interface")
-                .required(true)
-                .value_name("INTERFACE-NAME")
-                .help("The interface to create: 1 to 15 characters, no '/', ':' or spaces"),
-        )
         .after_help(
             "Environment: LOG_LEVEL=verbose|debug|error|silent; RUST_LOG for finer filters; \
              FERROTUN_NO_OFFLOAD=1 turns TUN segmentation offload off.",
@@ -294,7 +246,7 @@ fn daemon() -> Command {
 }
 
 fn demo() -> Command {
-    Command::new("demo")
+    ferrotun_demo::Options::augment_args(Command::new("demo"))
         .about("Two peers in fresh namespaces: ping, throughput, then everything removed")
         .long_about(
             "Builds two WireGuard peers in fresh network namespaces from wg-quick files (peer \
@@ -304,80 +256,29 @@ fn demo() -> Command {
              everything again, also on errors and on Ctrl-C. Needs root, iproute2, iptables \
              and ping.",
         )
-        .arg(
-            Arg::new("seconds")
-                .long("seconds")
-                .value_name("N")
-                .value_parser(value_parser!(u64).range(1..=3600))
-                .default_value("3")
-                .help("Length of the throughput test, 1 to 3600"),
-        )
-        .arg(
-            Arg::new("keep")
-                .long("keep")
-                .action(ArgAction::SetTrue)
-                .help(
-                    "Leave everything up afterwards (also after a failure) and print the \
-                     commands that remove it; Ctrl-C still cleans up",
-                ),
-        )
-        .arg(
-            Arg::new("no-up")
-                .long("no-up")
-                .action(ArgAction::SetTrue)
-                .help(
-                    "Bring the peers up by hand (daemon, `ip', configuration socket) instead \
-                     of with `ferrotun up'",
-                ),
-        )
 }
 
 fn completions() -> Command {
-    Command::new("completions")
+    CompletionsOptions::augment_args(Command::new("completions"))
         .about("Writes the shell completion script for bash, zsh or fish to stdout")
-        .arg(
-            Arg::new("shell")
-                .required(true)
-                .value_name("SHELL")
-                .value_parser(["bash", "zsh", "fish"])
-                .help("The shell to complete for"),
-        )
 }
 
 fn man() -> Command {
-    Command::new("man")
+    ManOptions::augment_args(Command::new("man"))
         .about("Writes the man page ferrotun(1) to stdout, or every page into DIR")
-        .arg(
-            Arg::new("dir")
-                .value_name("DIR")
-                .value_hint(ValueHint::DirPath)
-                .help("Write ferrotun.1 and one ferrotun-COMMAND.1 per command into DIR"),
-        )
 }
 
 fn help() -> Command {
-    Command::new("help")
+    HelpOptions::augment_args(Command::new("help"))
         .about("Lists the commands, or shows one command's usage and options")
-        .arg(
-            Arg::new("command")
-                .value_name("COMMAND")
-                .help("The command to describe"),
-        )
 }
 
 fn version() -> Command {
-    Command::new("version").about("Prints the version")
-}
-
-/// The interface `stats` and `top` read.
-fn watched_interface(when_absent: &'static str) -> Arg {
-    Arg::new("interface")
-        .value_name("INTERFACE")
-        .help(when_absent)
+    NoOptions::augment_args(Command::new("version")).about("Prints the version")
 }
 
 fn stats() -> Command {
-    Command::new("stats")
+    ferrotun_top::StatsOptions::augment_args(Command::new("stats"))
         .about("Prints an interface's counters: transfer, packets, handshakes, drops by reason")
         .long_about(
             "Prints what a running ferrotun interface counts: its listen port, packets each \
@@ -388,18 +289,6 @@ fn stats() -> Command {
              (wireguard-go) is reported as such, with status 1.",
         )
         .override_usage(format!("{NAME} stats [INTERFACE] [--json]"))
-        .arg(watched_interface(
-            "The interface to read; every interface when left out",
-        ))
-        .arg(
-            Arg::new("json")
-                .long("json")
-                .action(ArgAction::SetTrue)
-                .help(
-                    "Print JSON instead: one object for INTERFACE, an array of them without \
-                     (keys: interface, listen_port, counters, peers)",
-                ),
-        )
         .after_help(
             "JSON: {\"interface\", \"listen_port\", \"counters\": {KEY: N}, \"peers\": \
              [{\"public_key\", \"endpoint\", \"allowed_ips\", \"rx_bytes\", \"tx_bytes\", \
@@ -410,7 +299,7 @@ fn stats() -> Command {
 }
 
 fn top() -> Command {
-    Command::new("top")
+    ferrotun_top::TopOptions::augment_args(Command::new("top"))
         .about("A live per-peer view of an interface: rates each way, handshake age, drops")
         .long_about(
             "Shows a running ferrotun interface's peers, redrawn every second: endpoint, \
@@ -420,9 +309,6 @@ fn top() -> Command {
              use `stats --json'.",
         )
         .override_usage(format!("{NAME} top [INTERFACE]"))
-        .arg(watched_interface(
-            "The interface to watch; the only one running when left out",
-        ))
         .after_help(
             "Keys: q, Esc or Ctrl-C quit. Exit status 0 when quit, 1 when the daemon went \
              away or could not be read.",

@@ -5,14 +5,15 @@
 pub mod definition;
 pub mod generate;
 pub mod help;
+pub mod options;
 pub mod suggest;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
-use clap::ArgMatches;
+use clap::FromArgMatches;
 use definition::{command, kind, Kind, NAME};
+use options::{CompletionsOptions, ManOptions, NoOptions, QuickOptions};
 
 /// Runs `ferrotun ARGS`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -35,7 +36,8 @@ pub fn main(args: &[String]) -> i32 {
         Some(Kind::Help) => help_command(rest),
         Some(Kind::Version) => match rest {
             [] => version(),
-            _ => parse(first, rest).map_or_else(|code| code, |_| 0),
+            // No options: only clap's error for the extra words.
+            _ => parse::<NoOptions>(first, rest).map_or_else(|code| code, |_| 0),
         },
         Some(Kind::Wg) => {
             if matches!(rest, [one] if one == "--help" || one == "-h") {
@@ -43,69 +45,40 @@ pub fn main(args: &[String]) -> i32 {
             }
             ferrotun_wg::wg_main(args)
         }
-        Some(Kind::Quick) => match parse(first, rest) {
-            Ok(m) => {
-                let target = m.get_one::<String>("target").cloned().unwrap_or_default();
-                ferrotun_quick::main(NAME, &[first.clone(), target])
-            }
+        Some(Kind::Quick) => match parse::<QuickOptions>(first, rest) {
+            Ok(o) => ferrotun_quick::main(NAME, &[first.clone(), o.target]),
             Err(code) => code,
         },
-        Some(Kind::Daemon) => match parse(first, rest) {
-            Ok(m) => {
-                let args = ferrotun_daemon::Args {
-                    name: m
-                        .get_one::<String>("interface")
-                        .cloned()
-                        .unwrap_or_default(),
-                    foreground: m.get_flag("foreground"),
-                    user: m.get_one::<String>("user").cloned(),
-                    unconfined: m.get_flag("disable-drop-privileges"),
-                    metrics: m.get_one::<String>("metrics").cloned(),
-                };
-                ferrotun_daemon::main(NAME, &args)
-            }
+        Some(Kind::Daemon) => match parse::<ferrotun_daemon::Args>(first, rest) {
+            Ok(o) => ferrotun_daemon::main(NAME, &o),
             Err(code) => code,
         },
-        Some(Kind::Stats) => match parse(first, rest) {
-            Ok(m) => ferrotun_top::stats(
-                &ferrotun_uapi::Client::new(),
-                &ferrotun_top::StatsOptions {
-                    interface: m.get_one::<String>("interface").cloned(),
-                    json: m.get_flag("json"),
-                },
-            ),
+        Some(Kind::Stats) => match parse::<ferrotun_top::StatsOptions>(first, rest) {
+            Ok(o) => ferrotun_top::stats(&ferrotun_uapi::Client::new(), &o),
             Err(code) => code,
         },
-        Some(Kind::Top) => match parse(first, rest) {
-            Ok(m) => ferrotun_top::top(
-                &ferrotun_uapi::Client::new(),
-                m.get_one::<String>("interface").map(String::as_str),
-            ),
+        Some(Kind::Top) => match parse::<ferrotun_top::TopOptions>(first, rest) {
+            Ok(o) => ferrotun_top::top(&ferrotun_uapi::Client::new(), o.interface.as_deref()),
             Err(code) => code,
         },
         // The mesh parses its own words with the same definition (mesh/options.rs).
         Some(Kind::Mesh) => ferrotun_mesh::main(rest),
-        Some(Kind::Demo) => match parse(first, rest) {
-            Ok(m) => ferrotun_demo::main(ferrotun_demo::Options {
-                seconds: Duration::from_secs(m.get_one::<u64>("seconds").copied().unwrap_or(3)),
-                keep: m.get_flag("keep"),
-                no_up: m.get_flag("no-up"),
-            }),
+        Some(Kind::Demo) => match parse::<ferrotun_demo::Options>(first, rest) {
+            Ok(o) => ferrotun_demo::main(o),
             Err(code) => code,
         },
-        Some(Kind::Completions) => match parse(first, rest) {
-            Ok(m) => {
-                let shell = m.get_one::<String>("shell").cloned().unwrap_or_default();
+        Some(Kind::Completions) => match parse::<CompletionsOptions>(first, rest) {
+            Ok(o) => {
                 let mut stdout = std::io::stdout().lock();
-                match generate::completions(&shell, &mut stdout) {
+                match generate::completions(&o.shell, &mut stdout) {
                     Ok(()) => 0,
                     Err(e) => fail(&e),
                 }
             }
             Err(code) => code,
         },
-        Some(Kind::Man) => match parse(first, rest) {
-            Ok(m) => man(m.get_one::<String>("dir").map(Path::new)),
+        Some(Kind::Man) => match parse::<ManOptions>(first, rest) {
+            Ok(o) => man(o.dir.as_deref().map(Path::new)),
             Err(code) => code,
         },
         None => bare_daemon(args),
@@ -113,7 +86,9 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 /// `ferrotun [-f|--foreground] INTERFACE-NAME`, the form wg-quick runs. The name must not
-/// be a command or look like a mistyped one.
+/// be a command or look like a mistyped one. Parsed by hand, not by clap: its messages
+/// (which name the near miss) are its own, but it fills the same typed daemon options as
+/// `daemon`.
 fn bare_daemon(args: &[String]) -> i32 {
     let mut options = ferrotun_daemon::Args::default();
     let mut names = Vec::new();
@@ -240,9 +215,9 @@ fn man(dir: Option<&Path>) -> i32 {
     }
 }
 
-/// Parses one command's words with its definition. On `--help` or an error clap prints
-/// what fits, and the exit status comes back as the error.
-fn parse(name: &str, rest: &[String]) -> Result<ArgMatches, i32> {
+/// Parses one command's words with its definition into its options. On `--help` or an
+/// error clap prints what fits, and the exit status comes back as the error.
+fn parse<T: FromArgMatches>(name: &str, rest: &[String]) -> Result<T, i32> {
     let mut root = command();
     root.build();
     let Some(sub) = root.find_subcommand(name) else {
@@ -252,6 +227,7 @@ fn parse(name: &str, rest: &[String]) -> Result<ArgMatches, i32> {
     sub.clone()
         .bin_name(format!("{NAME} {name}"))
         .try_get_matches_from(words)
+        .and_then(|m| T::from_arg_matches(&m))
         .map_err(|e| {
             let _ = e.print();
             e.exit_code()
@@ -268,4 +244,72 @@ fn out(text: &str) {
 fn fail(message: &str) -> i32 {
     eprintln!("{NAME}: {message}");
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    // The typed read-back: each command's words land in its crate's options struct.
+    #[test]
+    fn daemon_words_fill_the_daemon_args() {
+        let a: ferrotun_daemon::Args = parse(
+            "daemon",
+            &words(&[
+                "-f",
+                "--user",
+                "bob",
+                "--disable-drop-privileges",
+                "--metrics=127.0.0.1:9586",
+                "wg0",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(a.name, "wg0");
+        assert!(a.foreground && a.unconfined);
+        assert_eq!(a.user.as_deref(), Some("bob"));
+        assert_eq!(a.metrics.as_deref(), Some("127.0.0.1:9586"));
+        let a: ferrotun_daemon::Args = parse("daemon", &words(&["wg1"])).unwrap();
+        assert_eq!(a.name, "wg1");
+        assert!(!a.foreground && !a.unconfined && a.user.is_none() && a.metrics.is_none());
+    }
+
+    #[test]
+    fn demo_seconds_become_a_duration_with_the_default_of_three() {
+        let o: ferrotun_demo::Options = parse("demo", &[]).unwrap();
+        assert_eq!(o, ferrotun_demo::Options::default());
+        let o: ferrotun_demo::Options =
+            parse("demo", &words(&["--seconds", "7", "--keep", "--no-up"])).unwrap();
+        assert_eq!(o.seconds, Duration::from_secs(7));
+        assert!(o.keep && o.no_up);
+        assert_eq!(
+            parse::<ferrotun_demo::Options>("demo", &words(&["--seconds", "0"])).err(),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn stats_top_quick_completions_and_man_read_back_typed() {
+        let s: ferrotun_top::StatsOptions = parse("stats", &words(&["wg0", "--json"])).unwrap();
+        assert_eq!(s.interface.as_deref(), Some("wg0"));
+        assert!(s.json);
+        let s: ferrotun_top::StatsOptions = parse("stats", &[]).unwrap();
+        assert!(s.interface.is_none() && !s.json);
+        let t: ferrotun_top::TopOptions = parse("top", &words(&["wg0"])).unwrap();
+        assert_eq!(t.interface.as_deref(), Some("wg0"));
+        let q: QuickOptions = parse("up", &words(&["/etc/wireguard/wg0.conf"])).unwrap();
+        assert_eq!(q.target, "/etc/wireguard/wg0.conf");
+        let c: CompletionsOptions = parse("completions", &words(&["zsh"])).unwrap();
+        assert_eq!(c.shell, "zsh");
+        let m: ManOptions = parse("man", &[]).unwrap();
+        assert!(m.dir.is_none());
+        let m: ManOptions = parse("man", &words(&["out"])).unwrap();
+        assert_eq!(m.dir.as_deref(), Some("out"));
+    }
 }
