@@ -17,13 +17,14 @@ exit 1
 PROTOC
 chmod +x "$scratch/bin/protoc"
 
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 cargo_bin=$(dirname "$(command -v cargo)")
 args=("$@")
 [[ ${#args[@]} -gt 0 ]] || args=(check --workspace --all-targets)
 # The fake protoc comes first; /usr/bin and /bin hold the C compiler and the shell tools a
 # build script may run (cc, ar, sh), none of them protoc on a machine without the package.
-env -i HOME="$HOME" TERM=dumb CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
-    RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_TARGET_DIR="$scratch/target" \
+env -i HOME="$home" TERM=dumb CARGO_HOME="${CARGO_HOME:-$home/.cargo}" \
+    RUSTUP_HOME="${RUSTUP_HOME:-$home/.rustup}" CARGO_TARGET_DIR="$scratch/target" \
     PATH="$scratch/bin:$cargo_bin:/usr/bin:/bin" \
     cargo "${args[@]}"
 if [[ -x /usr/bin/protoc || -x /bin/protoc ]]; then
