@@ -3,7 +3,10 @@
 # empty target directory (every build script runs), PROTOC unset, and a PATH holding only
 # the toolchain, the C compiler some crates build with, and a `protoc` that fails loudly,
 # so a build that reaches for one fails here instead of on a user's machine.
-# Usage: scripts/check-toolchain-only-build.sh [cargo arguments; default: check --workspace --all-targets]
+# Each crate is checked on its own (`cargo check -p CRATE --all-targets`), so a crate that
+# builds only because another one in the same invocation turned on a feature it needs (for
+# `cargo test -p CRATE` on a fresh machine) fails here too.
+# Usage: scripts/check-toolchain-only-build.sh [cargo arguments; default: the per-crate checks]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,14 +22,23 @@ chmod +x "$scratch/bin/protoc"
 
 home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 cargo_bin=$(dirname "$(command -v cargo)")
-args=("$@")
-[[ ${#args[@]} -gt 0 ]] || args=(check --workspace --all-targets)
 # The fake protoc comes first; /usr/bin and /bin hold the C compiler and the shell tools a
 # build script may run (cc, ar, sh), none of them protoc on a machine without the package.
-env -i HOME="$home" TERM=dumb CARGO_HOME="${CARGO_HOME:-$home/.cargo}" \
-    RUSTUP_HOME="${RUSTUP_HOME:-$home/.rustup}" CARGO_TARGET_DIR="$scratch/target" \
-    PATH="$scratch/bin:$cargo_bin:/usr/bin:/bin" \
-    cargo "${args[@]}"
+clean_cargo() {
+    env -i HOME="$home" TERM=dumb CARGO_HOME="${CARGO_HOME:-$home/.cargo}" \
+        RUSTUP_HOME="${RUSTUP_HOME:-$home/.rustup}" CARGO_TARGET_DIR="$scratch/target" \
+        PATH="$scratch/bin:$cargo_bin:/usr/bin:/bin" \
+        cargo "$@"
+}
+if [[ $# -gt 0 ]]; then
+    clean_cargo "$@"
+else
+    for manifest in crates/*/Cargo.toml; do
+        crate=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n 1)
+        echo "--- $crate"
+        clean_cargo check --quiet -p "$crate" --all-targets
+    done
+fi
 if [[ -x /usr/bin/protoc || -x /bin/protoc ]]; then
     echo "note: a protoc is installed on this machine, but the fake one came first on PATH"
 fi
