@@ -4,8 +4,8 @@
 
 #![no_main]
 
-use ferrotun_uapi::config::{quick::config_path, QuickConfig, WgConfig};
 use ferrotun_fuzz::{check_config_error, no_dns};
+use ferrotun_uapi::config::{quick::config_path, QuickConfig, WgConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

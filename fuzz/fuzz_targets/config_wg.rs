@@ -4,10 +4,10 @@
 
 #![no_main]
 
+use ferrotun_fuzz::{check_config_error, no_dns};
 use ferrotun_uapi::config::WgConfig;
 use ferrotun_uapi::format::format_set_request;
 use ferrotun_uapi::parse::parse_set;
-use ferrotun_fuzz::{check_config_error, no_dns};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

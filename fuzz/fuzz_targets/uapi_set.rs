@@ -7,12 +7,12 @@
 
 use std::collections::HashSet;
 
+use ferrotun_fuzz::no_dns;
 use ferrotun_uapi::config::WgConfig;
 use ferrotun_uapi::format::{format_get_reply, format_set_request};
 use ferrotun_uapi::framing::read_message;
 use ferrotun_uapi::parse::{parse_get_reply, parse_set, parse_set_reply};
 use ferrotun_uapi::InterfaceStatus;
-use ferrotun_fuzz::no_dns;
 use libfuzzer_sys::fuzz_target;
 
 /// Small, so the over-limit path is reached by short inputs too.

@@ -5,12 +5,12 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use ferrotun_wg::set::parse_set_args;
-use ferrotun_wg::{Env, Io};
+use ferrotun_fuzz::no_dns;
 use ferrotun_uapi::format::format_set_request;
 use ferrotun_uapi::parse::parse_set;
 use ferrotun_uapi::{Client, PeerChange, SetRequest};
-use ferrotun_fuzz::no_dns;
+use ferrotun_wg::set::parse_set_args;
+use ferrotun_wg::{Env, Io};
 use libfuzzer_sys::fuzz_target;
 
 const KEYWORDS: [&str; 9] = [
