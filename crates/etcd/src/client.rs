@@ -157,11 +157,23 @@ impl Client {
         Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        self.with_fresh_token(|token| self.unary_once(path, req.clone(), token))
+            .await
+    }
+
+    /// Runs `call` with the current token, and once more with a new one if etcd refused it
+    /// as invalid or expired (only when the client logs in: without credentials there is
+    /// nothing to renew).
+    async fn with_fresh_token<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut(Option<Token>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         let token = self.token();
-        match self.unary_once(path, req.clone(), token.clone()).await {
+        match call(token.clone()).await {
             Err(e) if e.is_stale_token() && self.inner.credentials.is_some() => {
                 self.refresh_token(token).await?;
-                self.unary_once(path, req, self.token()).await
+                call(self.token()).await
             }
             answer => answer,
         }
@@ -199,17 +211,8 @@ impl Client {
         Req: prost::Message + Clone + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let token = self.token();
-        match self
-            .open_stream_once(path, first.clone(), token.clone())
+        self.with_fresh_token(|token| self.open_stream_once(path, first.clone(), token))
             .await
-        {
-            Err(e) if e.is_stale_token() && self.inner.credentials.is_some() => {
-                self.refresh_token(token).await?;
-                self.open_stream_once(path, first, self.token()).await
-            }
-            answer => answer,
-        }
     }
 
     async fn open_stream_once<Req, Resp>(
