@@ -50,13 +50,23 @@ impl Error {
     pub(crate) fn is_stale_token(&self) -> bool {
         match self {
             Error::Status { code, message } => {
-                (*code == Code::Unauthenticated && message.contains("invalid auth token"))
-                    || (*code == Code::InvalidArgument
-                        && message.contains("revision of auth store is old"))
+                (*code == Code::Unauthenticated && message.contains(INVALID_TOKEN))
+                    || (*code == Code::InvalidArgument && message.contains(OLD_AUTH_REVISION))
             }
             _ => false,
         }
     }
+}
+
+/// etcd's words for a token that expired or that it does not know (status Unauthenticated).
+const INVALID_TOKEN: &str = "invalid auth token";
+/// etcd's words for a token issued before a change to users or roles (InvalidArgument).
+const OLD_AUTH_REVISION: &str = "revision of auth store is old";
+
+/// Whether a watch's cancel reason says its token is no longer good: a watch reports in
+/// its cancel reason what a request gets as an error status (see `is_stale_token`).
+pub(crate) fn names_stale_token(reason: &str) -> bool {
+    reason.contains(INVALID_TOKEN) || reason.contains(OLD_AUTH_REVISION)
 }
 
 impl From<tonic::Status> for Error {

@@ -4,7 +4,7 @@ use tokio::sync::mpsc;
 use tonic::Streaming;
 
 use crate::client::Client;
-use crate::error::Error;
+use crate::error::{names_stale_token, Error};
 use crate::kv::prefix_range;
 use crate::messages::{
     watch_request::RequestUnion, WatchCancelRequest, WatchCreateRequest, WatchRequest,
@@ -82,11 +82,10 @@ impl Client {
         let stream = self.open_watch(create.clone()).await?;
         // etcd refuses a watch whose token it does not accept in the cancel reason rather
         // than with an error status: with credentials, authenticate again and retry once.
-        let refused = stream.pending.as_ref().is_some_and(|r| {
-            r.canceled
-                && (r.cancel_reason.contains("invalid auth token")
-                    || r.cancel_reason.contains("revision of auth store is old"))
-        });
+        let refused = stream
+            .pending
+            .as_ref()
+            .is_some_and(|r| r.canceled && names_stale_token(&r.cancel_reason));
         if refused && self.inner.credentials.is_some() && token.is_some() {
             self.refresh_token(token).await?;
             return self.open_watch(create).await;
