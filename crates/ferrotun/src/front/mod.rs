@@ -61,7 +61,7 @@ pub fn main(args: &[String]) -> i32 {
             Ok(o) => ferrotun_top::top(&ferrotun_uapi::Client::new(), o.interface.as_deref()),
             Err(code) => code,
         },
-        // The mesh parses its own words with the same definition (mesh/options.rs).
+        // The mesh parses its own words with its own definition (crates/mesh/src/options.rs).
         Some(Kind::Mesh) => ferrotun_mesh::main(rest),
         Some(Kind::Demo) => match parse::<ferrotun_demo::Options>(first, rest) {
             Ok(o) => ferrotun_demo::main(o),
