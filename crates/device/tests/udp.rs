@@ -13,16 +13,26 @@ use ferrotun_device::{
     Transmit, UdpSocket, BATCH,
 };
 
-/// Receives datagrams on `sock` until `want` arrived or 2 s passed; returns
+/// Receives datagrams on `sock` until `want` arrived or 5 s passed; returns
 /// each received buffer with its metadata.
 fn recv_all(sock: &UdpSocket, want: usize, buf_size: usize) -> Vec<(Vec<u8>, RecvMeta)> {
+    recv_within(sock, want, buf_size, Duration::from_secs(5))
+}
+
+/// [`recv_all`] with its own time limit.
+fn recv_within(
+    sock: &UdpSocket,
+    want: usize,
+    buf_size: usize,
+    limit: Duration,
+) -> Vec<(Vec<u8>, RecvMeta)> {
     let ep = Epoll::new().unwrap();
     ep.add(sock, 0, Interest::READABLE).unwrap();
     let mut bufs: Vec<Vec<u8>> = vec![vec![0; buf_size]; BATCH];
     let mut metas = vec![RecvMeta::default(); BATCH];
     let mut out = Vec::new();
     let mut evs = [Event::EMPTY; 1];
-    until(Duration::from_secs(2), || {
+    until(limit, || {
         ep.wait(&mut evs, Some(Duration::from_millis(50))).unwrap();
         loop {
             match sock.recv_batch(&mut bufs, &mut metas) {
@@ -393,11 +403,14 @@ fn pktinfo_round_trip(v6: bool) {
         client
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();
-        client
-            .send_to(b"hello", at(b, server.local_port()))
-            .unwrap();
-        let got = recv_all(&server, 1, 2048);
-        let meta = got[0].1;
+        // A loaded machine finishes adding an IPv6 address (its local route) in a kernel
+        // worker some time after `ip addr add` returns: say hello until it is heard.
+        let meta = until(Duration::from_secs(10), || {
+            client.send_to(b"hello", at(b, server.local_port())).ok()?;
+            let got = recv_within(&server, 1, 2048, Duration::from_millis(200));
+            got.first().map(|(_, meta)| *meta)
+        })
+        .expect("the server hears the client");
         let local = meta.dst.expect("the datagram names our address it reached");
         assert_eq!(local.addr, b.parse::<std::net::IpAddr>().unwrap());
         assert_ne!(local.ifindex, 0, "the arrival interface is known");
