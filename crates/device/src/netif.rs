@@ -1,4 +1,5 @@
-//! Interface-level ioctls: MTU, link up, name → index.
+//! Interface-level ioctls: MTU, link up, name → index; and the one per-interface sysctl
+//! we set, IPv6 address generation.
 //!
 //! These go through a throwaway AF_INET datagram socket, as wireguard-go and
 //! `ifconfig` do: the SIOC*IF* ioctls are served by any socket, and the socket
@@ -83,4 +84,21 @@ pub fn interface_index(name: &str) -> Option<u32> {
 /// network namespace).
 pub fn interface_exists(name: &str) -> bool {
     interface_index(name).is_some()
+}
+
+/// Tells the kernel to generate no IPv6 addresses of its own on `name`
+/// (`addr_gen_mode` = 1, IN6_ADDR_GEN_MODE_NONE; the sysctl is the same setting as
+/// netlink's IFLA_INET6_ADDR_GEN_MODE). Must run before the link first goes up.
+///
+/// A TUN gets a random link-local address otherwise: WireGuard has no link layer to
+/// need one (the kernel's wg interfaces have none), every `wg-quick save` would write
+/// it into the configuration as one more `Address = fe80::…/64`, and its router
+/// solicitations go into the tunnel, where no peer takes them (counted as drops).
+/// Without IPv6 in the kernel there is nothing to turn off.
+pub fn disable_ipv6_address_generation(name: &str) -> io::Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/addr_gen_mode");
+    match std::fs::write(&path, "1") {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| context(e, format_args!("write {path}"))),
+    }
 }

@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use std::time::{Duration, Instant};
 
-use crate::netif::{interface_exists, interface_index};
+use crate::netif::{disable_ipv6_address_generation, interface_exists, interface_index};
 use crate::sys::{context, cvt, cvt_size, ioctl_ifreq, owned, retry, IfReq};
 use crate::vnet::VNET_HDR_LEN;
 
@@ -151,6 +151,11 @@ impl Tun {
         }
         tun.attach_rest(queues, flags, vnet_hdr)?;
         tun.index = interface_index(&tun.name).unwrap_or(0);
+        // Not fatal: the tunnel works with a link-local address, it only carries one
+        // more than it should.
+        if let Err(e) = disable_ipv6_address_generation(&tun.name) {
+            tracing::warn!(name = %tun.name, error = %e, "the kernel may give this TUN a link-local address");
+        }
         Ok(tun)
     }
 
