@@ -357,31 +357,3 @@ fn called_as_wg_quick_it_is_wg_quick() {
         text(&out)
     );
 }
-
-#[test]
-fn dns_without_resolvconf_is_reported_not_fatal() {
-    require_tool("ip");
-    let ns = Netns::new("qdn");
-    let dir = TempDir::new("ftx");
-    let ifname = unique_name("qd");
-    let config = format!(
-        "[Interface]\nPrivateKey = {PRIVATE}\nAddress = 10.68.0.1/24\nDNS = 10.68.0.53\n\n\
-         [Peer]\nPublicKey = {PEER_A}\nAllowedIPs = 10.68.0.0/24\n"
-    );
-    let path = dir.write(&ifname, &config);
-    let arg = path.to_str().expect("utf-8");
-    // An empty PATH: no resolvconf to be found, and nothing else is needed.
-    let ip = require_tool("ip");
-    let run = |verb: &str| {
-        std::process::Command::new(&ip)
-            .args(["netns", "exec", &ns.name, ferrotun_bin(), verb, arg])
-            .env("PATH", "")
-            .output()
-            .expect("run ferrotun")
-    };
-    let out = run("up");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("DNS not configured"), "{}", text(&out));
-    let out = run("down");
-    assert!(out.status.success(), "{}", text(&out));
-}

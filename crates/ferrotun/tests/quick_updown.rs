@@ -14,7 +14,6 @@ use common::scratch::TempDir;
 use common::{ferrotun_bin, text, unique_name, Netns};
 use serde_json::Value;
 
-/// A private directory for config files, removed on drop.
 /// A stand-in resolvconf(8) that logs its arguments and input to `<dir>/resolvconf.log`,
 /// so DNS handling is checked without touching the host's resolv.conf. Returns the PATH
 /// to run with.

@@ -1,4 +1,8 @@
-//! DNS through resolvconf(8), as wg-quick sets it; without resolvconf, a clear notice instead.
+//! DNS for the interface through what the host has: resolvconf(8), as wg-quick sets it; else
+//! systemd-resolved through resolvectl(1), as resolvconf does where it is resolved's shim;
+//! else a refusal before anything changes. Never a warning and success: a tunnel that
+//! carries the traffic but leaves the names to the old resolver leaks every lookup, and the
+//! user would not see it.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -7,11 +11,53 @@ use std::process::{Command, Stdio};
 use super::{step, QuickError};
 use ferrotun_uapi::config::QuickConfig;
 
-pub fn have_resolvconf() -> bool {
+/// The program that hands the servers to the host's resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolver {
+    Resolvconf,
+    Resolvectl,
+}
+
+fn on_path(program: &str) -> bool {
     std::env::var("PATH")
         .unwrap_or_default()
         .split(':')
-        .any(|dir| std::path::Path::new(dir).join("resolvconf").is_file())
+        .filter(|dir| !dir.is_empty())
+        .any(|dir| std::path::Path::new(dir).join(program).is_file())
+}
+
+impl Resolver {
+    /// resolvconf first, as wg-quick uses nothing else; resolvectl where it is missing.
+    pub fn find() -> Option<Resolver> {
+        if on_path("resolvconf") {
+            Some(Resolver::Resolvconf)
+        } else if on_path("resolvectl") {
+            Some(Resolver::Resolvectl)
+        } else {
+            None
+        }
+    }
+
+    /// What `up` will use for the configuration's DNS: `None` when it has none; an error,
+    /// before anything is changed, when the host has no way to apply it.
+    pub fn for_config(config: &QuickConfig, ifname: &str) -> Result<Option<Resolver>, QuickError> {
+        if config.dns.is_empty() {
+            return Ok(None);
+        }
+        match Resolver::find() {
+            Some(resolver) => Ok(Some(resolver)),
+            None => {
+                let servers: Vec<String> = config.dns.iter().map(IpAddr::to_string).collect();
+                Err(QuickError::Refused(format!(
+                    "`{ifname}' has DNS = {}, but neither resolvconf(8) nor resolvectl(1) is \
+                     on PATH to apply it; bringing the tunnel up without it would send every \
+                     name lookup outside. Install resolvconf (or openresolv), or remove the \
+                     DNS line",
+                    servers.join(", ")
+                )))
+            }
+        }
+    }
 }
 
 /// The interface-order prefix some resolvconf setups want (`tun*` → `tun.`).
@@ -30,90 +76,115 @@ fn iface_prefix() -> String {
     String::new()
 }
 
-/// Hands the servers and search domains to resolvconf. Returns whether DNS was set (and so
-/// needs undoing).
-pub fn set(config: &QuickConfig, ifname: &str) -> Result<bool, QuickError> {
-    if config.dns.is_empty() {
-        return Ok(false);
-    }
-    if !have_resolvconf() {
-        let servers: Vec<String> = config.dns.iter().map(IpAddr::to_string).collect();
-        eprintln!(
-            "[!] DNS not configured: resolvconf(8) is not installed, so DNS = {} was not applied",
-            servers.join(", ")
-        );
-        return Ok(false);
-    }
-    let mut input = String::new();
-    for server in &config.dns {
-        input.push_str(&format!("nameserver {server}\n"));
-    }
-    if !config.dns_search.is_empty() {
-        input.push_str(&format!("search {}\n", config.dns_search.join(" ")));
-    }
-    let name = format!("{}{ifname}", iface_prefix());
-    step(&format!("resolvconf -a {name} -m 0 -x"));
-    let mut child = Command::new("resolvconf")
-        .args(["-a", &name, "-m", "0", "-x"])
-        .stdin(Stdio::piped())
+fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), QuickError> {
+    step(&format!("{program} {}", args.join(" ")));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .spawn()
-        .map_err(QuickError::io("cannot run resolvconf"))?;
-    if let Some(mut stdin) = child.stdin.take() {
+        .map_err(QuickError::io(format!("cannot run {program}")))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
-            .write_all(input.as_bytes())
-            .map_err(QuickError::io("cannot write to resolvconf"))?;
+            .write_all(text.as_bytes())
+            .map_err(QuickError::io(format!("cannot write to {program}")))?;
     }
     let status = child
         .wait()
-        .map_err(QuickError::io("cannot run resolvconf"))?;
+        .map_err(QuickError::io(format!("cannot run {program}")))?;
     if !status.success() {
         return Err(QuickError::Command {
-            what: "resolvconf".into(),
-            status,
-        });
-    }
-    Ok(true)
-}
-
-pub fn unset(ifname: &str) -> Result<(), QuickError> {
-    if !have_resolvconf() {
-        return Ok(());
-    }
-    let name = format!("{}{ifname}", iface_prefix());
-    step(&format!("resolvconf -d {name} -f"));
-    let status = Command::new("resolvconf")
-        .args(["-d", &name, "-f"])
-        .status()
-        .map_err(QuickError::io("cannot run resolvconf"))?;
-    if !status.success() {
-        return Err(QuickError::Command {
-            what: "resolvconf -d".into(),
+            what: format!("{program} {}", args[0]),
             status,
         });
     }
     Ok(())
 }
 
-/// The servers resolvconf holds for the interface, for `save`.
+/// Hands the servers and search domains to `resolver` for `ifname`.
+pub fn set(resolver: Resolver, config: &QuickConfig, ifname: &str) -> Result<(), QuickError> {
+    let servers: Vec<String> = config.dns.iter().map(IpAddr::to_string).collect();
+    match resolver {
+        Resolver::Resolvconf => {
+            let mut input = String::new();
+            for server in &servers {
+                input.push_str(&format!("nameserver {server}\n"));
+            }
+            if !config.dns_search.is_empty() {
+                input.push_str(&format!("search {}\n", config.dns_search.join(" ")));
+            }
+            let name = format!("{}{ifname}", iface_prefix());
+            run("resolvconf", &["-a", &name, "-m", "0", "-x"], Some(&input))
+        }
+        Resolver::Resolvectl => {
+            let mut dns = vec!["dns", ifname];
+            dns.extend(servers.iter().map(String::as_str));
+            run("resolvectl", &dns, None)?;
+            // `~.` makes the link the route for every name no other link claims: what
+            // resolvconf's `-x` (exclusive) asks of resolved's shim, and no leak.
+            let mut domain = vec!["domain", ifname];
+            domain.extend(config.dns_search.iter().map(String::as_str));
+            domain.push("~.");
+            run("resolvectl", &domain, None)
+        }
+    }
+}
+
+/// Takes back what [`set`] gave `resolver`. With resolvectl it must run while the link
+/// still exists (resolved forgets a vanished link by itself, but `revert` then fails).
+pub fn unset(resolver: Resolver, ifname: &str) -> Result<(), QuickError> {
+    match resolver {
+        Resolver::Resolvconf => {
+            let name = format!("{}{ifname}", iface_prefix());
+            run("resolvconf", &["-d", &name, "-f"], None)
+        }
+        Resolver::Resolvectl => run("resolvectl", &["revert", ifname], None),
+    }
+}
+
+/// The servers the host's resolver holds for the interface, for `save`.
 pub fn servers(ifname: &str) -> Vec<String> {
-    let name = format!("{}{ifname}", iface_prefix());
-    let text = Command::new("resolvconf")
-        .args(["-l", &name])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .or_else(|| std::fs::read_to_string(format!("/etc/resolvconf/run/interface/{name}")).ok())
-        .unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("nameserver "))
-        .map(str::trim)
+    let found: Vec<String> = match Resolver::find() {
+        Some(Resolver::Resolvconf) => {
+            let name = format!("{}{ifname}", iface_prefix());
+            output("resolvconf", &["-l", &name])
+                .or_else(|| {
+                    std::fs::read_to_string(format!("/etc/resolvconf/run/interface/{name}")).ok()
+                })
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix("nameserver "))
+                .map(|s| s.trim().to_string())
+                .collect::<Vec<_>>()
+        }
+        // `Link 7 (wg0): 10.0.0.53 fd00::53`
+        Some(Resolver::Resolvectl) => output("resolvectl", &["dns", ifname])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once("):").map(|(_, rest)| rest))
+            .flat_map(|rest| rest.split_whitespace().map(str::to_string))
+            .collect(),
+        None => Vec::new(),
+    };
+    found
+        .into_iter()
         .filter(|s| {
             !s.is_empty()
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_=+:%.-".contains(&b))
         })
-        .map(str::to_string)
         .collect()
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }

@@ -9,7 +9,7 @@ use ferrotun_netlink::{Netlink, Rule};
 pub enum Undo {
     /// The daemon and its link (deleting the link also drops its addresses and routes).
     Link(String),
-    Dns(String),
+    Dns(dns::Resolver, String),
     Rule(Rule),
     /// The previous value of net.ipv4.conf.all.src_valid_mark.
     SrcValidMark(String),
@@ -49,7 +49,7 @@ fn undo_one(undo: Undo, nl: &mut Netlink) -> Result<(), String> {
             }
             Ok(())
         }
-        Undo::Dns(name) => dns::unset(&name).map_err(|e| e.to_string()),
+        Undo::Dns(resolver, name) => dns::unset(resolver, &name).map_err(|e| e.to_string()),
         Undo::Rule(rule) => {
             let family = if rule.ipv6 { "-6" } else { "-4" };
             step(&format!("ip {family} rule delete {}", rule.describe()));

@@ -12,7 +12,7 @@ use ferrotun_uapi::config::Table;
 const DAEMON_EXIT: Duration = Duration::from_secs(5);
 
 impl Session<'_> {
-    fn bring_up(&mut self) -> Result<(), QuickError> {
+    fn bring_up(&mut self, resolver: Option<dns::Resolver>) -> Result<(), QuickError> {
         let config = &self.loaded.config;
         let ifname = self.ifname();
         hooks::run(&config.pre_up, ifname)?;
@@ -45,8 +45,10 @@ impl Session<'_> {
         let link = self.link()?.clone();
         self.nl.set_mtu_up(&link, mtu)?;
 
-        if dns::set(config, ifname)? {
-            self.journal.push(Undo::Dns(ifname.to_string()));
+        if let Some(resolver) = resolver {
+            // Recorded first: a resolver that fails half-way may hold part of it.
+            self.journal.push(Undo::Dns(resolver, ifname.to_string()));
+            dns::set(resolver, config, ifname)?;
         }
         self.add_routes()?;
         hooks::run(&config.post_up, ifname)
@@ -110,7 +112,9 @@ pub fn up(loaded: &Loaded) -> Result<(), QuickError> {
     }
     // An unknown table name is a configuration error: refuse before changing anything.
     s.explicit_table()?;
-    let result = s.bring_up();
+    // So is DNS the host has no way to apply.
+    let resolver = dns::Resolver::for_config(&loaded.config, ifname)?;
+    let result = s.bring_up(resolver);
     if result.is_err() {
         s.journal.rollback(&mut s.nl);
     }
@@ -125,13 +129,17 @@ pub fn down(loaded: &Loaded) -> Result<(), QuickError> {
     if config.save_config {
         save::save_config(&mut s)?;
     }
-    s.delete_interface()?;
-    // Like wg-quick, later cleanup failures do not stop PostDown.
+    // Before the link goes (wg-quick does it after): resolvectl can only revert a link
+    // that still exists. A failure here does not stop the rest, as in wg-quick.
     if !config.dns.is_empty() {
-        if let Err(e) = dns::unset(s.ifname()) {
-            eprintln!("[!] {e}");
+        if let Some(resolver) = dns::Resolver::find() {
+            if let Err(e) = dns::unset(resolver, s.ifname()) {
+                eprintln!("[!] {e}");
+            }
         }
     }
+    s.delete_interface()?;
+    // Like wg-quick, later cleanup failures do not stop PostDown.
     if let Err(e) = firewall::remove(s.ifname()) {
         eprintln!("[!] {e}");
     }
