@@ -8,6 +8,7 @@
 pub(crate) mod apply;
 pub(crate) mod confine;
 pub mod drop_summary;
+pub(crate) mod log_destination;
 pub mod metrics;
 pub(crate) mod reading;
 pub mod server;
@@ -50,11 +51,13 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets up logging from LOG_LEVEL as wireguard-go reads it (verbose|debug|error|silent);
-/// RUST_LOG, if set, takes precedence for finer filters.
+/// Sets up logging from LOG_LEVEL as wireguard-go reads it (verbose|debug|error|silent, and
+/// warn, the background daemon's default); RUST_LOG, if set, takes precedence for finer
+/// filters.
 pub fn init_logging() {
     let level = match std::env::var("LOG_LEVEL").as_deref() {
         Ok("verbose") | Ok("debug") => "debug",
+        Ok("warn") | Ok("warning") => "warn",
         Ok("error") => "error",
         Ok("silent") => "off",
         _ => "info",
@@ -178,14 +181,14 @@ fn spawn_background(
     keep_across_exec(&tun_fd)?;
     keep_across_exec(&listener)?;
     let exe = std::env::current_exe().context("cannot find my own executable")?;
-    let logs = std::env::var_os("LOG_LEVEL").is_some();
-    let stdio = || {
-        if logs {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        }
+    // The log goes to stderr; nothing is written to stdout, which `$(ferrotun up wg0)`
+    // must see closed when `up` returns.
+    let stderr = if log_destination::keep_stderr() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
     };
+    let level = std::env::var_os("LOG_LEVEL").unwrap_or(log_destination::BACKGROUND_LEVEL.into());
     // `daemon NAME`: the explicit form, which takes any valid name (`ferrotun NAME` refuses
     // names that look like a mistyped command).
     Command::new(exe)
@@ -195,9 +198,10 @@ fn spawn_background(
         .env(ENV_FOREGROUND, "1")
         .envs(options.to_env())
         .envs(metrics_env)
+        .env("LOG_LEVEL", level)
         .stdin(Stdio::null())
-        .stdout(stdio())
-        .stderr(stdio())
+        .stdout(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .context("cannot start the background daemon")?;
     drop(metrics_listener);
