@@ -123,6 +123,35 @@ fn sorted(mut items: Vec<Value>) -> Vec<Value> {
     items
 }
 
+/// Whether `item` (an address or a route) is the kernel's IPv6 link-local one: wireguard-go's
+/// TUN gets one, ours does not (as the kernel's wg interfaces do not: see quick_save_cycles),
+/// and neither is wg-quick's doing.
+fn kernel_link_local(item: &Value) -> bool {
+    let kernel_route = item.get("protocol").and_then(Value::as_str) == Some("kernel")
+        && item
+            .get("dst")
+            .and_then(Value::as_str)
+            .is_some_and(|d| d.starts_with("fe80:"));
+    let address = item.get("scope").and_then(Value::as_str) == Some("link")
+        && item
+            .get("local")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.starts_with("fe80:"));
+    kernel_route || address
+}
+
+fn without_kernel_link_local(value: Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .filter(|v| !kernel_link_local(v))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// What wg-quick changes, as `ip -j` reports it: the interface's link fields and addresses,
 /// every route on it in every table, the policy rules, src_valid_mark, the nftables tables.
 fn snapshot(ns: &Netns, ifname: &str) -> Value {
@@ -140,7 +169,7 @@ fn snapshot(ns: &Netns, ifname: &str) -> Value {
         ] {
             state.insert(
                 format!("link.{key}"),
-                link.get(key).cloned().unwrap_or(Value::Null),
+                without_kernel_link_local(link.get(key).cloned().unwrap_or(Value::Null)),
             );
         }
     }
@@ -152,6 +181,7 @@ fn snapshot(ns: &Netns, ifname: &str) -> Value {
             .unwrap_or_default()
             .into_iter()
             .filter(|r| ifname.is_empty() || r.get("dev").and_then(Value::as_str) == Some(ifname))
+            .filter(|r| !kernel_link_local(r))
             .collect();
         state.insert(format!("routes{family}"), Value::Array(sorted(mine)));
         state.insert(
@@ -173,7 +203,14 @@ fn snapshot(ns: &Netns, ifname: &str) -> Value {
             }
         })
         .collect();
-    let ruleset = ruleset.join(" ");
+    // wg-quick guards every address of the interface, the kernel's link-local one too.
+    let ruleset: Vec<String> = ruleset
+        .join(" ")
+        .lines()
+        .filter(|l| !l.contains("daddr fe80::LL "))
+        .map(str::to_string)
+        .collect();
+    let ruleset = ruleset.join("\n");
     state.insert("nft".into(), Value::String(ruleset));
     let mut value = Value::Object(state);
     normalise(&mut value, ifname);
