@@ -1,6 +1,8 @@
 //! The top-level help: every command, grouped, one line each (as `wg --help` lists its
 //! subcommands), and one command's help.
 
+use clap::Command;
+
 use super::definition::{command, groups, NAME};
 
 /// The list `ferrotun`, `ferrotun help` and `ferrotun --help` print.
@@ -38,10 +40,25 @@ pub fn overview() -> String {
 
 /// `help CMD` / `CMD --help`: the command's usage, description and options, or `None` for a
 /// word that is no command.
+///
+/// Rendered by asking clap for `CMD --help` rather than by calling a render method: clap
+/// picks the long or the short layout by whether any text has a long form, and the mesh
+/// (which parses its own words) answers `mesh --help` that way too, so `help CMD` can only
+/// match them by taking the same path.
 pub fn of_command(name: &str) -> Option<String> {
+    let mut cmd = subcommand(name)?;
+    let rendered = match cmd.clone().try_get_matches_from([name, "--help"]) {
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.render().to_string(),
+        // Every command has --help; should one lose it, its long help is still its help.
+        _ => cmd.render_long_help().to_string(),
+    };
+    Some(rendered)
+}
+
+/// The command `name` as its own parser: usage lines name the binary as `ferrotun CMD`.
+pub fn subcommand(name: &str) -> Option<Command> {
     let mut root = command();
-    // Usage lines name the binary as `ferrotun CMD`, not just `CMD`.
     root.build();
-    let cmd = root.find_subcommand_mut(name)?;
-    Some(cmd.render_long_help().to_string())
+    let sub = root.find_subcommand(name)?;
+    Some(sub.clone().bin_name(format!("{NAME} {name}")))
 }
