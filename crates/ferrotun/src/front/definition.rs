@@ -304,7 +304,9 @@ fn top() -> Command {
         .long_about(
             "Shows a running ferrotun interface's peers, redrawn every second: endpoint, \
              bytes and packets per second each way, the latest handshake's age and the \
-             drops by reason, under a line with the interface's totals. Without INTERFACE, \
+             drops by reason, under a line with the interface's totals. A narrow terminal \
+             (80 columns) gets short forms and loses the port and the packet rates first \
+             and the endpoint last, never the handshakes or the drops. Without INTERFACE, \
              the only one running (with several, name one). Needs a terminal; for scripts \
              use `stats --json'.",
         )
