@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::session::Session;
 use super::undo::Undo;
-use super::{daemon, dns, firewall, hooks, save, step, Loaded, QuickError};
+use super::{daemon, dns, firewall, hooks, origin, save, step, Loaded, QuickError};
 use ferrotun_netlink::Rule;
 use ferrotun_uapi::config::Table;
 
@@ -111,8 +111,10 @@ pub fn up(loaded: &Loaded) -> Result<(), QuickError> {
     // An unknown table name is a configuration error: refuse before changing anything.
     s.explicit_table()?;
     let result = s.bring_up();
-    if result.is_err() {
-        s.journal.rollback(&mut s.nl);
+    match (&result, &s.link) {
+        (Ok(()), Some(link)) => origin::record(ifname, link.index, &loaded.path),
+        (Ok(()), None) => {}
+        (Err(_), _) => s.journal.rollback(&mut s.nl),
     }
     result
 }
@@ -126,6 +128,7 @@ pub fn down(loaded: &Loaded) -> Result<(), QuickError> {
         save::save_config(&mut s)?;
     }
     s.delete_interface()?;
+    origin::forget(s.ifname());
     // Like wg-quick, later cleanup failures do not stop PostDown.
     if !config.dns.is_empty() {
         if let Err(e) = dns::unset(s.ifname()) {
