@@ -47,8 +47,8 @@ struct Form {
 }
 
 /// Each step makes the header shorter by one thing, least useful first. The last form
-/// keeps the interface, both byte rates, the handshakes, the drops and `q`: at most 76
-/// columns even with a 15-character name and rates and counts in the thousands.
+/// keeps the interface, both byte rates, the handshakes, the drops and `q`, and fits 80
+/// columns even with a 15-character name, rates in GiB/s and a ten-digit drop count.
 const STEPS: [fn(&mut Form); 12] = [
     |f| f.tight = true,
     |f| f.keys = 1,
@@ -210,6 +210,17 @@ mod tests {
             assert!(l.contains(part), "{part} missing: {l}");
         }
         assert!(l.ends_with("  q quits"), "{l}");
+        let worst = totals(
+            "abcdefghijklmno",
+            rates(1023.0 * 1024.0 * 1024.0 * 1024.0, 9_999_999.0, 9_999_999.0),
+            99_999,
+            9_999_999_999,
+        );
+        let l = line(&worst, 80);
+        assert_eq!(
+            l,
+            "abcdefghijklmno  rx 1023GiB/s  tx 102GiB/s  hs 99999  drops 9999999999  q quits"
+        );
     }
 
     #[test]
