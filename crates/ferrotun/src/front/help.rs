@@ -40,19 +40,32 @@ pub fn overview() -> String {
 
 /// `help CMD` / `CMD --help`: the command's usage, description and options, or `None` for a
 /// word that is no command.
-///
-/// Rendered by asking clap for `CMD --help` rather than by calling a render method: clap
-/// picks the long or the short layout by whether any text has a long form, and the mesh
-/// (which parses its own words) answers `mesh --help` that way too, so `help CMD` can only
-/// match them by taking the same path.
 pub fn of_command(name: &str) -> Option<String> {
-    let mut cmd = subcommand(name)?;
-    let rendered = match cmd.clone().try_get_matches_from([name, "--help"]) {
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => e.render().to_string(),
-        // Every command has --help; should one lose it, its long help is still its help.
-        _ => cmd.render_long_help().to_string(),
-    };
-    Some(rendered)
+    answer(name).map(|e| e.render().to_string())
+}
+
+/// Prints what [`of_command`] returns as clap prints any help (styled on a terminal, as
+/// `CMD --help` is); false for a word that is no command.
+pub fn print(name: &str) -> bool {
+    match answer(name) {
+        Some(help) => {
+            // A reader that stopped early (`| head`) is no error.
+            let _ = help.print();
+            true
+        }
+        None => false,
+    }
+}
+
+/// clap's answer to `CMD --help`. Asked for rather than rendered with a render method:
+/// clap picks the long or the short layout by whether any text has a long form, and the
+/// mesh (which parses its own words) answers `mesh --help` this way too, so `help CMD` can
+/// only match them by taking the same path.
+fn answer(name: &str) -> Option<clap::Error> {
+    subcommand(name)?
+        .try_get_matches_from([name, "--help"])
+        .err()
+        .filter(|e| e.kind() == clap::error::ErrorKind::DisplayHelp)
 }
 
 /// The command `name` as its own parser: usage lines name the binary as `ferrotun CMD`.

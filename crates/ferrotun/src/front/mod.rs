@@ -181,12 +181,10 @@ fn help_command(rest: &[String]) -> i32 {
 }
 
 fn show_help(name: &str) -> i32 {
-    match help::of_command(name) {
-        Some(text) => {
-            out(&text);
-            0
-        }
-        None => fail(&format!("no command `{name}'")),
+    if help::print(name) {
+        0
+    } else {
+        fail(&format!("no command `{name}'"))
     }
 }
 
