@@ -84,10 +84,11 @@ pub fn frame(sample: &Sample<'_>, width: usize, height: usize) -> Vec<String> {
 
 /// `line` cut to `width` characters, its last one `…` when something was cut.
 fn fit(line: &str, width: usize) -> String {
-    if line.chars().count() <= width {
-        return line.to_string();
+    match width {
+        _ if line.chars().count() <= width => line.to_string(),
+        0 => String::new(),
+        _ => cut(line, width - 1),
     }
-    cut(line, width.saturating_sub(1))
 }
 
 fn peer_line(sample: &Sample<'_>, peer: &PeerStats, columns: &Columns) -> String {
@@ -253,6 +254,7 @@ mod tests {
             elapsed: Duration::ZERO,
             now: 100,
         };
+        assert!(frame(&sample, 0, 5).iter().all(String::is_empty));
         let lines = frame(&sample, 30, 5);
         assert_eq!(lines.len(), 5);
         assert!(lines.iter().all(|l| l.chars().count() <= 30));
