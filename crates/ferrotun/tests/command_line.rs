@@ -94,7 +94,7 @@ fn help_for_each_command() {
     let out = ferrotun(&["help", "shwo"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).contains("did you mean `show`?"),
+        text(&out).contains("did you mean `show'?"),
         "{}",
         text(&out)
     );
@@ -136,7 +136,7 @@ fn socket(name: &str) -> PathBuf {
 fn help_and_typos_create_nothing() {
     let cases: [(&[&str], Option<&str>); 7] = [
         (&["help"], None),
-        (&["shwo"], Some("did you mean `show`?")),
+        (&["shwo"], Some("did you mean `show'?")),
         (&["--help"], None),
         (&["-h"], None),
         (&["help", "up"], None),
@@ -190,7 +190,7 @@ fn interface_names_still_start_the_daemon() {
                 .output()
                 .expect("run");
             assert!(
-                !refused.status.success() && text(&refused).contains("did you mean `show`?"),
+                !refused.status.success() && text(&refused).contains("did you mean `show'?"),
                 "`{near_miss}' should be refused as a near miss: {}",
                 text(&refused)
             );
@@ -318,4 +318,199 @@ fn completions_and_man_pages_cover_every_command() {
         assert!(sub.contains(&format!(".TH ferrotun-{name} 1")), "{sub}");
         assert!(sub.contains(".SH SYNOPSIS"), "{sub}");
     }
+}
+
+#[test]
+fn help_command_and_help_flag_print_the_same() {
+    for name in all_commands() {
+        let by_help = ferrotun(&["help", &name]);
+        let by_flag = ferrotun(&[&name, "--help"]);
+        assert!(by_help.status.success(), "help {name}: {}", text(&by_help));
+        assert!(
+            by_flag.status.success(),
+            "{name} --help: {}",
+            text(&by_flag)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&by_help.stdout),
+            String::from_utf8_lossy(&by_flag.stdout),
+            "`ferrotun help {name}` (left) and `ferrotun {name} --help` (right) differ"
+        );
+    }
+}
+
+/// Every argument of every command, nested ones too, as `ferrotun CMD ... --OPTION`.
+fn every_argument(cmd: &clap::Command, path: &str, found: &mut Vec<(String, clap::Arg)>) {
+    for arg in cmd.get_arguments() {
+        found.push((path.to_string(), arg.clone()));
+    }
+    for sub in cmd.get_subcommands() {
+        every_argument(sub, &format!("{path} {}", sub.get_name()), found);
+    }
+}
+
+#[test]
+fn every_option_of_every_command_has_a_help_text() {
+    let mut root = ferrotun::front::definition::command();
+    root.build();
+    let mut args = Vec::new();
+    every_argument(&root, "ferrotun", &mut args);
+    assert!(
+        args.len() > 50,
+        "the walk missed the tree: {} arguments",
+        args.len()
+    );
+    let silent: Vec<String> = args
+        .iter()
+        .filter(|(_, arg)| !arg.is_hide_set())
+        .filter(|(_, arg)| {
+            let help = arg.get_help().or(arg.get_long_help());
+            help.is_none_or(|h| h.to_string().trim().is_empty())
+        })
+        .map(|(path, arg)| match arg.get_long() {
+            Some(long) => format!("{path} --{long}"),
+            None => format!("{path} <{}>", arg.get_id()),
+        })
+        .collect();
+    assert!(silent.is_empty(), "no help text: {silent:?}");
+    // The three the mesh lacked, as a user sees them.
+    let out = ferrotun(&["mesh", "up", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in ["--etcd-password-file", "--etcd-key", "--mtu"] {
+        let line = help
+            .lines()
+            .position(|l| l.trim_start().starts_with(option));
+        let next = line.and_then(|i| help.lines().nth(i + 1)).unwrap_or("");
+        assert!(!next.trim().is_empty(), "{option} has no help:\n{help}");
+    }
+}
+
+/// Where a text quotes `like this` (a backtick closed by a backtick) rather than `like
+/// this' as the rest of the front door's messages do.
+fn backtick_pairs(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('`') {
+        let after = &rest[open + 1..];
+        match after.find(['`', '\'']) {
+            Some(close) if after[close..].starts_with('`') => {
+                found.push(after[..close].to_string());
+                rest = &after[close + 1..];
+            }
+            Some(close) => rest = &after[close + 1..],
+            None => break,
+        }
+    }
+    found
+}
+
+#[test]
+fn the_front_door_quotes_one_way() {
+    assert_eq!(backtick_pairs("`a' and `b` and `c'"), vec!["b".to_string()]);
+    let mut texts = Vec::new();
+    for args in [
+        &["shwo"][..],
+        &["help", "shwo"],
+        &["help", "a", "b"],
+        &["--bogus"],
+        &["--user"],
+        &["a", "b"],
+        &["up"],
+        &["daemon", "--bogus"],
+    ] {
+        let out = ferrotun(args);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        texts.push((format!("ferrotun {}", args.join(" ")), text(&out)));
+    }
+    let mut root = ferrotun::front::definition::command();
+    root.build();
+    let mut commands = vec![root.clone()];
+    while let Some(cmd) = commands.pop() {
+        for about in [cmd.get_about(), cmd.get_long_about(), cmd.get_after_help()]
+            .into_iter()
+            .flatten()
+        {
+            texts.push((cmd.get_name().to_string(), about.to_string()));
+        }
+        for arg in cmd.get_arguments() {
+            if let Some(help) = arg.get_help() {
+                texts.push((
+                    format!("{} {}", cmd.get_name(), arg.get_id()),
+                    help.to_string(),
+                ));
+            }
+        }
+        commands.extend(cmd.get_subcommands().cloned());
+    }
+    let mixed: Vec<(String, Vec<String>)> = texts
+        .into_iter()
+        .map(|(what, text)| (what, backtick_pairs(&text)))
+        .filter(|(_, pairs)| !pairs.is_empty())
+        .collect();
+    assert!(
+        mixed.is_empty(),
+        "quoted `like this` instead of `like this': {mixed:?}"
+    );
+}
+
+/// Runs `ferrotun ARGS` with stdout a pipe whose reader is already gone: what `| head`
+/// does to a long output once it has read enough.
+fn into_a_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(ferrotun_bin())
+        .args(args)
+        .stdout(writer)
+        .output()
+        .expect("run ferrotun")
+}
+
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["completions", "fish"],
+        &["help"],
+        &["help", "up"],
+        &["up", "--help"],
+    ] {
+        let out = into_a_closed_pipe(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn fish_completes_the_shell_names_of_completions() {
+    let out = ferrotun(&["completions", "fish"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let scratch = TempDir::new("clifish");
+    let script = scratch.path().join("ferrotun.fish");
+    std::fs::write(&script, &out.stdout).expect("write the script");
+    // Run where files exist, so offering files instead would show.
+    std::fs::write(scratch.path().join("a-file"), "").expect("write a file");
+    let complete = |line: &str| {
+        let out = Command::new(require_tool("fish"))
+            .args(["--no-config", "-c"])
+            .arg(format!(
+                "source {}; complete -C '{line}'",
+                script.to_str().expect("utf-8")
+            ))
+            .current_dir(scratch.path())
+            .output()
+            .expect("run fish");
+        assert!(out.status.success(), "fish: {}", text(&out));
+        let mut words: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_string())
+            .collect();
+        words.sort();
+        words
+    };
+    assert_eq!(complete("ferrotun completions "), ["bash", "fish", "zsh"]);
+    assert_eq!(complete("ferrotun completions z"), ["zsh"]);
+    // Subcommands still complete as before.
+    assert!(complete("ferrotun comp").contains(&"completions".to_string()));
 }

@@ -277,8 +277,12 @@ fn scrape_passes_promtool_and_matches_wg_show() {
         405
     );
     assert_eq!(http(&t.a.ns, &[], &url("/nothing")).0, 404);
+    // Only /metrics answers, as the README says: `/` is a 404 that names it.
     let (code, page) = http(&t.a.ns, &[], &url("/"));
-    assert!(code == 200 && page.contains("/metrics"), "{code} {page}");
+    assert!(
+        code == 404 && page.trim_end() == "not found; the metrics are at /metrics",
+        "{code} {page}"
+    );
     assert_no_refusals(&t.a);
     metrics_thread_is_confined(t.a.daemon.pid());
 }

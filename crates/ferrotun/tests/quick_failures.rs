@@ -357,3 +357,83 @@ fn called_as_wg_quick_it_is_wg_quick() {
         text(&out)
     );
 }
+
+/// Removes `up`'s note of where an interface came from, should a test end before `down`.
+struct ForgetOrigin(String);
+
+impl Drop for ForgetOrigin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(std::path::Path::new("/run/ferrotun/quick").join(&self.0));
+    }
+}
+
+#[test]
+fn down_by_name_says_how_an_interface_from_elsewhere_was_brought_up() {
+    require_tool("ip");
+    let ns = Netns::new("qorg");
+    let dir = TempDir::new("ftx");
+    let ifname = unique_name("qo");
+    let _forget = ForgetOrigin(ifname.clone());
+    let path = dir.write(&ifname, &good_config());
+    let path = path.canonicalize().expect("canonical path");
+    let path = path.to_str().expect("utf-8");
+    let missing = format!("ferrotun: `/etc/wireguard/{ifname}.conf' does not exist\n");
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    // Nothing running: wg-quick's words, nothing more.
+    let out = ns.try_exec(ferrotun_bin(), &["down", &ifname]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(stderr(&out), missing);
+
+    let out = ns.try_exec(ferrotun_bin(), &["up", path]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (verb, doing) in [("down", "take it down"), ("save", "save it")] {
+        let out = ns.try_exec(ferrotun_bin(), &[verb, &ifname]);
+        assert!(!out.status.success(), "{verb}: {}", text(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "{missing}{ifname} was brought up from `{path}': {doing} with \
+                 `ferrotun {verb} {path}'\n"
+            ),
+            "{verb}"
+        );
+    }
+    // Only words: the interface is still up, and the command named takes it down.
+    ns.ip(&["link", "show", "dev", &ifname]);
+    let out = ns.try_exec(ferrotun_bin(), &["down", path]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        wait_no_socket(&ifname),
+        "the daemon for {ifname} is still there"
+    );
+    let out = ns.try_exec(ferrotun_bin(), &["down", &ifname]);
+    assert_eq!(
+        stderr(&out),
+        missing,
+        "a hint for an interface that is gone"
+    );
+
+    // Running without a note (started by the daemon command, or by the real wg-quick):
+    // still says it runs, and how a file elsewhere is taken down.
+    let out = ns.try_exec(ferrotun_bin(), &["daemon", &ifname]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&format!("/var/run/wireguard/{ifname}.sock")).exists() {
+        assert!(Instant::now() < deadline, "no socket for {ifname}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let out = ns.try_exec(ferrotun_bin(), &["down", &ifname]);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "{missing}{ifname} is running, brought up from a file elsewhere: take it down \
+             with `ferrotun down /path/to/{ifname}.conf'\n"
+        )
+    );
+    ns.ip(&["link", "delete", "dev", &ifname]);
+    assert!(
+        wait_no_socket(&ifname),
+        "the daemon for {ifname} is still there"
+    );
+}

@@ -2,12 +2,13 @@
 //! transfer agree with `wg show dump`; a wireguard-go daemon is reported as keeping no
 //! counters (and `show` still works on it); `top` runs in a real terminal (tmux), shows
 //! the peer's rates during a transfer, quits on q, Ctrl-C and Esc and leaves the terminal as
-//! it found it, also when the daemon goes away; bad arguments are usage errors.
+//! it found it, also when the daemon goes away; it keeps the rates, handshakes, drops and
+//! the key that quits at 80x24 as at 200x50; bad arguments are usage errors.
 //! Needs root, `wg`, `wireguard-go`, `tmux`, `iperf3`, `nc`, `ping` and `sha256sum`.
 
 mod common;
 
-use common::tunnel::{Impl, Tunnel};
+use common::tunnel::{Impl, Keypair, Tunnel};
 use common::{ferrotun_bin, have_root, require_tool, text, unique_name, Netns};
 use ferrotun_testkit::transfer::Reaper;
 use serde_json::Value;
@@ -306,6 +307,11 @@ struct Tmux {
 impl Tmux {
     /// Runs `script` (bash) in a 160x40 terminal; `ns` is the namespace it runs in.
     fn start(ns: &Netns, script: &str) -> Tmux {
+        Tmux::sized(ns, script, 160, 40)
+    }
+
+    /// Runs `script` (bash) in a `width` x `height` terminal.
+    fn sized(ns: &Netns, script: &str, width: u16, height: u16) -> Tmux {
         let tmux = Tmux {
             socket: unique_name("tmx"),
             session: unique_name("top"),
@@ -321,9 +327,9 @@ impl Tmux {
             "-s",
             &tmux.session,
             "-x",
-            "160",
+            &width.to_string(),
             "-y",
-            "40",
+            &height.to_string(),
             &command,
         ]);
         assert!(out.status.success(), "tmux new-session: {}", text(&out));
@@ -428,7 +434,7 @@ fn assert_restored(tmux: &Tmux, status: i32) -> String {
         "the main screen is not back:\n{screen}"
     );
     assert!(
-        !screen.contains("ferrotun top  "),
+        !screen.contains("ferrotun top  ") && !screen.contains("q quits"),
         "top's screen is still shown:\n{screen}"
     );
     assert!(
@@ -639,4 +645,199 @@ fn stats_request_is_strict_and_leaves_the_connection_usable() {
     // And the daemon still answers a fresh client.
     let again = ask(&mut connect(), "stats=1\n\n");
     assert!(again.ends_with("errno=0\n\n"), "{again}");
+}
+
+/// The lines of a screen, trailing blanks dropped (tmux pads every line to the width).
+fn screen_lines(screen: &str) -> Vec<&str> {
+    screen.lines().map(str::trim_end).collect()
+}
+
+/// The table's peer line whose key starts with the first characters of `public`.
+fn peer_row<'a>(screen: &'a str, public: &str) -> Option<&'a str> {
+    screen_lines(screen).into_iter().find(|l| {
+        l.split_once('…')
+            .is_some_and(|(key, _)| key.len() >= 4 && public.starts_with(key))
+    })
+}
+
+/// A byte rate top shows that is not zero (`1.21 MiB/s`, `1.21MiB/s`).
+fn moving(rate: &str) -> bool {
+    rate.ends_with("/s") && !rate.starts_with("0 B") && !rate.starts_with("0B") && rate != "-"
+}
+
+/// top at 80x24 and at 200x50, during a transfer, with a second (never reached) peer whose
+/// IPv6 endpoint is as long as endpoints get: at 80 columns the header still has the tx
+/// rate, the handshakes, the drops and the key that quits, the table HANDSHAKE and DROPS,
+/// and no line is wider than the terminal; at 200 columns everything is there in full; a
+/// terminal shrunk from 200x50 to 80x24 gets the narrow screen at once.
+#[test]
+fn top_is_useful_at_80x24_and_at_200x50() {
+    if !have_root() {
+        return;
+    }
+    require_tool("tmux");
+    let iperf = require_tool("iperf3");
+    let t = Tunnel::new(Impl::Ferrotun, Impl::Ferrotun);
+    let far = Keypair::generate();
+    let far_endpoint = "[fd00:1234:5678:9abc:def0:1234:5678:9abc]:51820";
+    t.a.wg(&[
+        "set",
+        t.a.ifname(),
+        "peer",
+        &far.public,
+        "endpoint",
+        far_endpoint,
+        "allowed-ips",
+        "10.241.0.9/32",
+    ]);
+    t.ping(&t.a, t.b.addrs.inner4, FIRST_PING);
+    let public = t.b.keys.public.clone();
+
+    let mut procs = Reaper(Vec::new());
+    procs.0.push(
+        t.b.ns
+            .command(&iperf)
+            .args(["-s", "-B", t.b.addrs.inner4, "-p", "5203"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 -s"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t
+        .b
+        .ns
+        .try_exec("ss", &["-H", "-l", "-t", "-n", "sport = :5203"])
+        .stdout
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "iperf3 never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    procs.0.push(
+        t.a.ns
+            .command(&iperf)
+            .args(["-c", t.b.addrs.inner4, "-p", "5203", "-t", "120"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 -c"),
+    );
+
+    // 80x24: wait for a frame with rates (the first has none), then read it.
+    let tmux = Tmux::sized(&t.a.ns, &top_script(t.a.ifname()), 80, 24);
+    let screen = tmux.wait_for(Duration::from_secs(30), "a moving TX rate at 80x24", |s| {
+        peer_row(s, &public).is_some_and(|row| columns(row).get(3).is_some_and(|tx| moving(tx)))
+    });
+    eprintln!("ferrotun top at 80x24:\n{screen}");
+    let lines = screen_lines(&screen);
+    for line in &lines {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80: {line:?}\n{screen}"
+        );
+    }
+    let header = lines[0];
+    assert!(header.contains(t.a.ifname()), "{screen}");
+    let words: Vec<&str> = header.split_whitespace().collect();
+    let after = |word: &str| {
+        words
+            .iter()
+            .position(|w| *w == word)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+            .unwrap_or_else(|| panic!("no `{word}' in the header:\n{screen}"))
+    };
+    assert!(moving(after("tx")), "no tx rate in the header:\n{screen}");
+    assert!(moving(after("rx")), "no rx rate in the header:\n{screen}");
+    assert!(after("hs").parse::<u64>().is_ok_and(|h| h >= 1), "{screen}");
+    assert!(after("drops").parse::<u64>().is_ok(), "{screen}");
+    assert!(header.ends_with("q quits"), "{screen}");
+    let heading = lines
+        .iter()
+        .find(|l| l.starts_with("PEER"))
+        .unwrap_or_else(|| panic!("no table heading:\n{screen}"));
+    assert_eq!(
+        columns(heading),
+        ["PEER", "ENDPOINT", "RX/s", "TX/s", "HANDSHAKE", "DROPS"],
+        "{screen}"
+    );
+    // The peer's line: endpoint, both rates, a handshake age and its drops.
+    let row = peer_row(&screen, &public).expect("the peer's line");
+    let cells = columns(row);
+    assert_eq!(cells.len(), 6, "{row:?}\n{screen}");
+    assert!(
+        cells[4].ends_with('s') && cells[4].starts_with(|c: char| c.is_ascii_digit()),
+        "no handshake age in {row:?}\n{screen}"
+    );
+    assert!(!cells[5].is_empty(), "no drops in {row:?}\n{screen}");
+    // The far peer is there too, its long endpoint cut rather than the columns lost.
+    let far_row = peer_row(&screen, &far.public).expect("the far peer's line");
+    assert!(far_row.contains("[fd00:1234:"), "{far_row:?}\n{screen}");
+    assert!(columns(far_row).contains(&"never"), "{far_row:?}\n{screen}");
+    tmux.keys("q");
+    assert_restored(&tmux, 0);
+    drop(tmux);
+
+    // 200x50: everything in full.
+    let tmux = Tmux::sized(&t.a.ns, &top_script(t.a.ifname()), 200, 50);
+    let screen = tmux.wait_for(Duration::from_secs(30), "a moving TX rate at 200x50", |s| {
+        peer_row(s, &public).is_some_and(|row| columns(row).get(4).is_some_and(|tx| moving(tx)))
+    });
+    eprintln!("ferrotun top at 200x50:\n{screen}");
+    let lines = screen_lines(&screen);
+    let header = lines[0];
+    for part in [
+        "ferrotun top  ",
+        &format!("port {}", t.a.addrs.port),
+        "2 peers",
+        " pkt/s   tx ",
+        "handshakes ",
+        "drops ",
+        "(q quits)",
+    ] {
+        assert!(
+            header.contains(part),
+            "no {part:?} in the header:\n{screen}"
+        );
+    }
+    let heading = lines
+        .iter()
+        .find(|l| l.starts_with("PEER"))
+        .unwrap_or_else(|| panic!("no table heading:\n{screen}"));
+    assert_eq!(
+        columns(heading),
+        [
+            "PEER",
+            "ENDPOINT",
+            "RX/s",
+            "RX pkt/s",
+            "TX/s",
+            "TX pkt/s",
+            "HANDSHAKE",
+            "DROPS"
+        ],
+        "{screen}"
+    );
+    let row = peer_row(&screen, &public).expect("the peer's line");
+    assert!(row.contains(" ago  "), "{row:?}\n{screen}");
+    let far_row = peer_row(&screen, &far.public).expect("the far peer's line");
+    assert!(far_row.contains(far_endpoint), "{far_row:?}\n{screen}");
+
+    // Shrunk to 80x24 while running: the next frame is the narrow one.
+    let out = tmux.run(&["resize-window", "-t", &tmux.session, "-x", "80", "-y", "24"]);
+    assert!(out.status.success(), "tmux resize-window: {}", text(&out));
+    let screen = tmux.wait_for(Duration::from_secs(10), "the narrow screen", |s| {
+        s.lines()
+            .next()
+            .is_some_and(|h| h.trim_end().ends_with("  q quits"))
+    });
+    assert!(
+        screen_lines(&screen)
+            .iter()
+            .all(|l| l.chars().count() <= 80),
+        "{screen}"
+    );
+    tmux.keys("q");
+    assert_restored(&tmux, 0);
 }

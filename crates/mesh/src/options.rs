@@ -7,10 +7,13 @@ use clap::{Args, Parser, Subcommand};
 
 use ferrotun_uapi::IpPrefix;
 
+// No `help` subcommand: ferrotun's command tree has none below the top-level `help`, which
+// clap imposes on the mesh there too, so `mesh --help` and `help mesh` print the same.
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrotun mesh",
-    about = "A WireGuard mesh whose state lives in etcd"
+    about = "A WireGuard mesh whose state lives in etcd",
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -70,6 +73,7 @@ pub struct UpOptions {
     /// The node's name as others see it (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// The interface's MTU (1280-65535).
     #[arg(long, default_value_t = 1420, value_parser = clap::value_parser!(u32).range(1280..=65535))]
     pub mtu: u32,
 }
@@ -82,14 +86,16 @@ pub struct EtcdOptions {
     /// etcd user (its password from --etcd-password-file or FERROTUN_ETCD_PASSWORD).
     #[arg(long = "etcd-user")]
     pub user: Option<String>,
+    /// File holding the password of --etcd-user (one line; a trailing newline is ignored).
     #[arg(long = "etcd-password-file")]
     pub password_file: Option<PathBuf>,
     /// CA certificate (PEM) that signed the etcd servers' certificates.
     #[arg(long = "etcd-cacert")]
     pub cacert: Option<PathBuf>,
-    /// Client certificate and key (PEM) for etcd's client-certificate authentication.
+    /// Client certificate (PEM) for etcd's client-certificate authentication (with --etcd-key).
     #[arg(long = "etcd-cert")]
     pub cert: Option<PathBuf>,
+    /// The private key (PEM) of the --etcd-cert client certificate.
     #[arg(long = "etcd-key")]
     pub key: Option<PathBuf>,
 }

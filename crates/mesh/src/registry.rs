@@ -61,7 +61,7 @@ pub async fn connect(opts: &EtcdOptions, which: usize) -> Result<Client> {
         let password = opts.password()?;
         options = options.with_user(user.clone(), password);
     }
-    if opts.cacert.is_some() || opts.cert.is_some() {
+    if opts.cacert.is_some() || opts.cert.is_some() || opts.key.is_some() {
         let mut tls = TlsOptions::new();
         if let Some(ca) = &opts.cacert {
             let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
@@ -233,4 +233,26 @@ pub async fn snapshot(client: &mut Client, mesh: &str) -> Result<(i64, Vec<(Stri
         })
         .collect();
     Ok((revision, kvs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_key_without_its_certificate_is_refused() {
+        let opts = EtcdOptions {
+            endpoints: vec!["http://127.0.0.1:1".into()],
+            user: None,
+            password_file: None,
+            cacert: None,
+            cert: None,
+            key: Some("/nonexistent/client.key".into()),
+        };
+        // Before, the key alone was ignored and the connection made without TLS.
+        match connect(&opts, 0).await {
+            Ok(_) => panic!("connected with a key and no certificate"),
+            Err(e) => assert_eq!(e.to_string(), "--etcd-cert and --etcd-key go together"),
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod firewall;
 mod hooks;
 mod mtu;
 mod options;
+mod origin;
 mod routes;
 mod save;
 mod session;
@@ -75,16 +76,18 @@ pub fn main(program: &str, args: &[String]) -> i32 {
         }
     };
     let target = args.get(1).map(String::as_str).unwrap_or_default();
-    let result = options::load(target).and_then(|loaded| match verb {
-        "up" => updown::up(&loaded),
-        "down" => updown::down(&loaded),
-        "save" => updown::save(&loaded),
-        "strip" => {
-            print!("{}", loaded.config.strip());
-            Ok(())
-        }
-        _ => Err(QuickError::Usage),
-    });
+    let result = options::load(target)
+        .map_err(|e| origin::explain(e, program, verb, target))
+        .and_then(|loaded| match verb {
+            "up" => updown::up(&loaded),
+            "down" => updown::down(&loaded),
+            "save" => updown::save(&loaded),
+            "strip" => {
+                print!("{}", loaded.config.strip());
+                Ok(())
+            }
+            _ => Err(QuickError::Usage),
+        });
     match result {
         Ok(()) => 0,
         Err(QuickError::Usage) => {

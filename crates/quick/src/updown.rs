@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::session::Session;
 use super::undo::Undo;
-use super::{daemon, dns, firewall, hooks, save, step, Loaded, QuickError};
+use super::{daemon, dns, firewall, hooks, origin, save, step, Loaded, QuickError};
 use ferrotun_netlink::Rule;
 use ferrotun_uapi::config::Table;
 
@@ -115,8 +115,10 @@ pub fn up(loaded: &Loaded) -> Result<(), QuickError> {
     // So is DNS the host has no way to apply.
     let resolver = dns::Resolver::for_config(&loaded.config, ifname)?;
     let result = s.bring_up(resolver);
-    if result.is_err() {
-        s.journal.rollback(&mut s.nl);
+    match (&result, &s.link) {
+        (Ok(()), Some(link)) => origin::record(ifname, link.index, &loaded.path),
+        (Ok(()), None) => {}
+        (Err(_), _) => s.journal.rollback(&mut s.nl),
     }
     result
 }
@@ -139,6 +141,7 @@ pub fn down(loaded: &Loaded) -> Result<(), QuickError> {
         }
     }
     s.delete_interface()?;
+    origin::forget(s.ifname());
     // Like wg-quick, later cleanup failures do not stop PostDown.
     if let Err(e) = firewall::remove(s.ifname()) {
         eprintln!("[!] {e}");

@@ -8,6 +8,8 @@
 // All unsafe code lives in crates/device.
 #![forbid(unsafe_code)]
 
+pub(crate) mod columns;
+pub(crate) mod header;
 pub(crate) mod names;
 pub(crate) mod rates;
 pub(crate) mod render;

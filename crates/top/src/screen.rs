@@ -8,13 +8,19 @@
 //! PEER       ENDPOINT             RX/s           RX pkt/s  TX/s           TX pkt/s  HANDSHAKE    DROPS
 //! AbCdEfGh…  192.168.241.2:51821  1.21 MiB/s     850       80.12 KiB/s    420       12s ago      none
 //! ```
+//!
+//! In a narrower terminal the header ([`super::header`]) and the table
+//! ([`super::columns`]) give up what matters least first.
 
 use std::time::Duration;
 
-use super::names::{counter_name, counter_short, is_drop, printable, short_age, short_key};
+use super::columns::{Cells, Columns};
+use super::header::{self, byte_rate, Totals};
+use super::names::{
+    compact_age, compact_rate, counter_name, counter_short, cut, is_drop, printable, short_age,
+};
 use super::rates::{find_peer, interface_rates, peer_rates, per_second, Rates};
 use ferrotun_uapi::stats::{PeerStats, Stats};
-use ferrotun_wg::pretty::{self, strip_ansi};
 
 /// What a frame is made from. `before` is `None` for the first frame, drawn before a second
 /// reading exists: rates are shown as `-` then.
@@ -26,32 +32,23 @@ pub struct Sample<'a> {
     pub now: u64,
 }
 
-/// The frame's lines, each at most `width` characters, at most `height` lines.
+/// The frame's lines, each at most `width` characters, at most `height` lines. What does
+/// not fit the width gives way by priority ([`header`], [`Columns::choose`]); a line still
+/// too long is cut, ending in `…`.
 pub fn frame(sample: &Sample<'_>, width: usize, height: usize) -> Vec<String> {
     let after = sample.after;
-    let rates = sample
-        .before
-        .map(|b| interface_rates(b, after, sample.elapsed));
-    let handshakes = after.counter("handshakes_completed.initiator")
-        + after.counter("handshakes_completed.responder");
-    let mut lines = vec![
-        format!(
-            "ferrotun top  {}  port {}  {} {}   rx {} {} pkt/s   tx {} {} pkt/s   handshakes {}   drops {} {}   (q quits)",
-            printable(&after.interface),
-            after.listen_port,
-            after.peers.len(),
-            if after.peers.len() == 1 { "peer" } else { "peers" },
-            byte_rate(rates.map(|r| r.rx_bytes)),
-            packet_rate(rates.map(|r| r.rx_packets)),
-            byte_rate(rates.map(|r| r.tx_bytes)),
-            packet_rate(rates.map(|r| r.tx_packets)),
-            handshakes,
-            after.dropped(),
-            drop_rate(rates.map(|r| r.drops)),
-        ),
-        device_drops(sample),
-        String::new(),
-    ];
+    let interface = printable(&after.interface);
+    let totals = Totals {
+        interface: &interface,
+        port: after.listen_port,
+        peers: after.peers.len(),
+        rates: sample
+            .before
+            .map(|b| interface_rates(b, after, sample.elapsed)),
+        handshakes: after.counter("handshakes_completed.initiator")
+            + after.counter("handshakes_completed.responder"),
+        drops: after.dropped(),
+    };
     let endpoint_width = after
         .peers
         .iter()
@@ -59,19 +56,13 @@ pub fn frame(sample: &Sample<'_>, width: usize, height: usize) -> Vec<String> {
         .max()
         .unwrap_or(0)
         .clamp(8, 47);
-    lines.push(row(
-        &[
-            "PEER",
-            "ENDPOINT",
-            "RX/s",
-            "RX pkt/s",
-            "TX/s",
-            "TX pkt/s",
-            "HANDSHAKE",
-            "DROPS",
-        ],
-        endpoint_width,
-    ));
+    let columns = Columns::choose(width, endpoint_width);
+    let mut lines = vec![
+        header::line(&totals, width),
+        device_drops(sample, width),
+        String::new(),
+        columns.heading(),
+    ];
     let room = height.saturating_sub(lines.len());
     let shown = if after.peers.len() > room {
         room.saturating_sub(1)
@@ -79,7 +70,7 @@ pub fn frame(sample: &Sample<'_>, width: usize, height: usize) -> Vec<String> {
         after.peers.len()
     };
     for peer in after.peers.iter().take(shown) {
-        lines.push(peer_line(sample, peer, endpoint_width));
+        lines.push(peer_line(sample, peer, &columns));
     }
     if shown < after.peers.len() {
         lines.push(format!(
@@ -88,103 +79,110 @@ pub fn frame(sample: &Sample<'_>, width: usize, height: usize) -> Vec<String> {
         ));
     }
     lines.truncate(height);
-    lines
-        .into_iter()
-        .map(|l| l.chars().take(width).collect())
-        .collect()
+    lines.into_iter().map(|l| fit(&l, width)).collect()
 }
 
-/// Columns: the key, the endpoint (its width varies), then fixed widths; at least two
-/// spaces between any two, so a script reading the screen can split on them.
-fn row(cells: &[&str; 8], endpoint_width: usize) -> String {
-    let [key, endpoint, rx, rxp, tx, txp, age, drops] = cells;
-    format!(
-        "{key:<9}  {endpoint:<endpoint_width$}  {rx:<13}  {rxp:<8}  {tx:<13}  {txp:<8}  {age:<11}  {drops}"
-    )
+/// `line` cut to `width` characters, its last one `…` when something was cut.
+fn fit(line: &str, width: usize) -> String {
+    match width {
+        _ if line.chars().count() <= width => line.to_string(),
+        0 => String::new(),
+        _ => cut(line, width - 1),
+    }
 }
 
-fn peer_line(sample: &Sample<'_>, peer: &PeerStats, endpoint_width: usize) -> String {
+fn peer_line(sample: &Sample<'_>, peer: &PeerStats, columns: &Columns) -> String {
     let before = sample.before.map(|b| find_peer(b, &peer.public_key));
     let rates: Option<Rates> = before.map(|b| peer_rates(b, peer, sample.elapsed));
     let endpoint = peer.endpoint.as_deref().map_or("-".to_string(), printable);
     // A peer's drops: each reason that happened, its total, and how fast it grows now.
-    let drops: Vec<String> = peer
+    let reasons: Vec<(String, u64, f64)> = peer
         .counters
         .iter()
         .filter(|(k, v)| **v != 0 && is_drop(k))
         .map(|(k, v)| {
             let was = before.flatten().map_or(0, |b| b.counter(k));
-            let rate = per_second(was, *v, sample.elapsed);
-            if sample.before.is_some() && rate > 0.0 {
-                format!("{} {v} (+{rate:.0}/s)", counter_short(k))
-            } else {
-                format!("{} {v}", counter_short(k))
-            }
+            (counter_short(k), *v, per_second(was, *v, sample.elapsed))
         })
         .collect();
-    let drops = if drops.is_empty() {
+    let measured = sample.before.is_some();
+    let drops = if reasons.is_empty() {
         "none".to_string()
+    } else if columns.compact {
+        // The figures first, so a narrow column cut short still shows them.
+        let total: u64 = reasons.iter().map(|(_, v, _)| v).sum();
+        let rate: f64 = reasons.iter().map(|(_, _, r)| r).sum();
+        let names: Vec<&str> = reasons.iter().map(|(k, _, _)| k.as_str()).collect();
+        if measured && rate > 0.0 {
+            format!("{total} +{rate:.0}/s {}", names.join(","))
+        } else {
+            format!("{total} {}", names.join(","))
+        }
     } else {
-        drops.join(", ")
+        let parts: Vec<String> = reasons
+            .iter()
+            .map(|(k, v, rate)| {
+                if measured && *rate > 0.0 {
+                    format!("{k} {v} (+{rate:.0}/s)")
+                } else {
+                    format!("{k} {v}")
+                }
+            })
+            .collect();
+        parts.join(", ")
     };
-    row(
-        &[
-            &short_key(&peer.public_key),
-            &endpoint,
-            &byte_rate(rates.map(|r| r.rx_bytes)),
-            &packet_rate(rates.map(|r| r.rx_packets)),
-            &byte_rate(rates.map(|r| r.tx_bytes)),
-            &packet_rate(rates.map(|r| r.tx_packets)),
-            &short_age(peer.last_handshake, sample.now),
-            &drops,
-        ],
-        endpoint_width,
-    )
-}
-
-/// The device's own drops (those of no peer too): every reason that happened.
-fn device_drops(sample: &Sample<'_>) -> String {
-    let after = sample.after;
-    let drops: Vec<String> = after
-        .counters
-        .iter()
-        .filter(|(k, v)| **v != 0 && is_drop(k))
-        .map(|(k, v)| match sample.before {
-            Some(b) => format!(
-                "{} {v} (+{:.0}/s)",
-                counter_name(k),
-                per_second(b.counter(k), *v, sample.elapsed)
-            ),
-            None => format!("{} {v}", counter_name(k)),
-        })
-        .collect();
-    if drops.is_empty() {
-        "interface drops: none".to_string()
+    let bytes = |rate: Option<f64>| match (rate, columns.compact) {
+        (Some(r), true) => compact_rate(r),
+        (Some(r), false) => byte_rate(r),
+        (None, _) => "-".to_string(),
+    };
+    let packets = |rate: Option<f64>| rate.map_or("-".to_string(), |r| format!("{r:.0}"));
+    let age = if columns.compact {
+        compact_age(peer.last_handshake, sample.now)
     } else {
-        format!("interface drops: {}", drops.join("; "))
-    }
+        short_age(peer.last_handshake, sample.now)
+    };
+    columns.row(&Cells {
+        key: &cut(&printable(&peer.public_key), columns.key),
+        endpoint: &endpoint,
+        rx: &bytes(rates.map(|r| r.rx_bytes)),
+        rx_packets: &packets(rates.map(|r| r.rx_packets)),
+        tx: &bytes(rates.map(|r| r.tx_bytes)),
+        tx_packets: &packets(rates.map(|r| r.tx_packets)),
+        handshake: &age,
+        drops: &drops,
+    })
 }
 
-/// `1.21 MiB/s`; `-` before there are two readings.
-fn byte_rate(rate: Option<f64>) -> String {
-    match rate {
-        // Whole bytes are all a rate needs; the cast saturates.
-        Some(r) => format!("{}/s", strip_ansi(&pretty::bytes(r.round() as u64))),
-        None => "-".to_string(),
-    }
-}
-
-fn packet_rate(rate: Option<f64>) -> String {
-    match rate {
-        Some(r) => format!("{r:.0}"),
-        None => "-".to_string(),
-    }
-}
-
-fn drop_rate(rate: Option<f64>) -> String {
-    match rate {
-        Some(r) => format!("(+{r:.0}/s)"),
-        None => String::new(),
+/// The device's own drops (those of no peer too): every reason that happened, by its full
+/// name, or by its short one when the full names do not fit.
+fn device_drops(sample: &Sample<'_>, width: usize) -> String {
+    let after = sample.after;
+    let line = |name: fn(&str) -> String, label: &str| {
+        let drops: Vec<String> = after
+            .counters
+            .iter()
+            .filter(|(k, v)| **v != 0 && is_drop(k))
+            .map(|(k, v)| match sample.before {
+                Some(b) => format!(
+                    "{} {v} (+{:.0}/s)",
+                    name(k),
+                    per_second(b.counter(k), *v, sample.elapsed)
+                ),
+                None => format!("{} {v}", name(k)),
+            })
+            .collect();
+        if drops.is_empty() {
+            format!("{label}: none")
+        } else {
+            format!("{label}: {}", drops.join("; "))
+        }
+    };
+    let full = line(counter_name, "interface drops");
+    if full.chars().count() <= width {
+        full
+    } else {
+        line(counter_short, "drops")
     }
 }
 
@@ -256,6 +254,7 @@ mod tests {
             elapsed: Duration::ZERO,
             now: 100,
         };
+        assert!(frame(&sample, 0, 5).iter().all(String::is_empty));
         let lines = frame(&sample, 30, 5);
         assert_eq!(lines.len(), 5);
         assert!(lines.iter().all(|l| l.chars().count() <= 30));
@@ -264,5 +263,31 @@ mod tests {
         let wide = frame(&sample, 200, 40);
         assert!(wide[4].contains("-              -         -"), "{wide:?}");
         assert!(wide[4].ends_with("0s ago       none"), "{wide:?}");
+    }
+
+    #[test]
+    fn an_eighty_by_twenty_four_frame_keeps_what_matters() {
+        let before = stats(0, 0, 0);
+        let after = stats(2 * 1024 * 1024, 200, 6);
+        let sample = Sample {
+            before: Some(&before),
+            after: &after,
+            elapsed: Duration::from_secs(2),
+            now: 112,
+        };
+        let lines = frame(&sample, 80, 24);
+        assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:?}");
+        assert_eq!(
+            lines,
+            vec![
+                "wg0  rx 1.00MiB/s 100p/s  tx 2.00MiB/s 100p/s  hs 1  drops 6 +3/s  q quits",
+                "interface drops: received, replayed counter 6 (+3/s)",
+                "",
+                "PEER       ENDPOINT             RX/s       TX/s       HANDSHAKE  DROPS",
+                // Cut at the terminal's edge, the figures first.
+                "AbCdEfGh…  192.168.241.2:51821  1.00MiB/s  2.00MiB/s  12s        6 +3/s replaye…",
+                "ZzZzZzZz…  -                    0B/s       0B/s       12s        6 +3/s replaye…",
+            ]
+        );
     }
 }

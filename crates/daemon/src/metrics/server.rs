@@ -169,16 +169,27 @@ async fn summarise(tally: Arc<Tally>) {
     }
 }
 
+/// What a request gets: only `/metrics` answers, as the README says. `/` has no page of
+/// its own: the 404 a browser gets there names `/metrics` already.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Metrics,
+    MethodNotAllowed,
+    NotFound,
+}
+
+fn route(method: &Method, path: &str) -> Route {
+    match (path, matches!(*method, Method::GET | Method::HEAD)) {
+        ("/metrics", true) => Route::Metrics,
+        ("/metrics", false) => Route::MethodNotAllowed,
+        _ => Route::NotFound,
+    }
+}
+
 fn respond(request: &Request<Incoming>, device: &Device) -> Response<Full<Bytes>> {
-    let readable = matches!(*request.method(), Method::GET | Method::HEAD);
-    match (request.uri().path(), readable) {
-        ("/metrics", true) => metrics(device),
-        ("/", true) => reply(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            "<html><body><p>ferrotun: <a href=\"/metrics\">/metrics</a></p></body></html>\n",
-        ),
-        ("/metrics" | "/", false) => {
+    match route(request.method(), request.uri().path()) {
+        Route::Metrics => metrics(device),
+        Route::MethodNotAllowed => {
             let mut r = reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain; charset=utf-8",
@@ -188,7 +199,7 @@ fn respond(request: &Request<Incoming>, device: &Device) -> Response<Full<Bytes>
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             r
         }
-        _ => reply(
+        Route::NotFound => reply(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
             "not found; the metrics are at /metrics\n",
@@ -227,4 +238,21 @@ fn reply(
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_metrics_answers() {
+        assert_eq!(route(&Method::GET, "/metrics"), Route::Metrics);
+        assert_eq!(route(&Method::HEAD, "/metrics"), Route::Metrics);
+        assert_eq!(route(&Method::POST, "/metrics"), Route::MethodNotAllowed);
+        // `/` served a page once, which the README said it did not.
+        assert_eq!(route(&Method::GET, "/"), Route::NotFound);
+        assert_eq!(route(&Method::POST, "/"), Route::NotFound);
+        assert_eq!(route(&Method::GET, "/metrics/"), Route::NotFound);
+        assert_eq!(route(&Method::GET, "/index.html"), Route::NotFound);
+    }
 }

@@ -8,7 +8,7 @@
 //! command's matches back into the same struct with `FromArgMatches`. The mesh, whose
 //! commands nest, is one derived parser of its own ([`ferrotun_mesh::command`]).
 //!
-//! The `wg` commands keep wg's own grammar (`set wg0 peer KEY allowed-ips ...` is not a
+//! The `wg' commands keep wg's own grammar (`set wg0 peer KEY allowed-ips ...` is not a
 //! shape an argument parser models well): clap describes them and takes their words as
 //! they come, and the wg implementation in [`ferrotun_wg`] parses them as wg does.
 
@@ -78,9 +78,9 @@ pub fn command() -> Command {
         .about("Userspace WireGuard for Linux, with wg and wg-quick built in")
         .long_about(
             "Userspace WireGuard for Linux, with wg and wg-quick built in.\n\n\
-             `ferrotun INTERFACE-NAME` starts the daemon for that interface, as wireguard-go \
+             `ferrotun INTERFACE-NAME' starts the daemon for that interface, as wireguard-go \
              does (wg-quick runs it so through WG_QUICK_USERSPACE_IMPLEMENTATION). Called \
-             as `wg` or `wg-quick` (through a link of that name), the binary is that tool, \
+             as `wg' or `wg-quick' (through a link of that name), the binary is that tool, \
              with its usage texts and behaviour.",
         )
         .version(env!("CARGO_PKG_VERSION"))
@@ -148,8 +148,8 @@ fn wg_commands() -> Vec<Command> {
         )
         .long_about(
             "Shows the current configuration and device information. Without arguments, \
-             every interface; `interfaces` lists their names; a field name prints only that \
-             field; `dump` prints tab-separated values for scripts.",
+             every interface; `interfaces' lists their names; a field name prints only that \
+             field; `dump' prints tab-separated values for scripts.",
         ),
         wg_command(
             "showconf",
@@ -304,7 +304,9 @@ fn top() -> Command {
         .long_about(
             "Shows a running ferrotun interface's peers, redrawn every second: endpoint, \
              bytes and packets per second each way, the latest handshake's age and the \
-             drops by reason, under a line with the interface's totals. Without INTERFACE, \
+             drops by reason, under a line with the interface's totals. A narrow terminal \
+             (80 columns) gets short forms and loses the port and the packet rates first \
+             and the endpoint last, never the handshakes or the drops. Without INTERFACE, \
              the only one running (with several, name one). Needs a terminal; for scripts \
              use `stats --json'.",
         )

@@ -1,6 +1,8 @@
 //! The top-level help: every command, grouped, one line each (as `wg --help` lists its
 //! subcommands), and one command's help.
 
+use clap::Command;
+
 use super::definition::{command, groups, NAME};
 
 /// The list `ferrotun`, `ferrotun help` and `ferrotun --help` print.
@@ -39,9 +41,37 @@ pub fn overview() -> String {
 /// `help CMD` / `CMD --help`: the command's usage, description and options, or `None` for a
 /// word that is no command.
 pub fn of_command(name: &str) -> Option<String> {
+    answer(name).map(|e| e.render().to_string())
+}
+
+/// Prints what [`of_command`] returns as clap prints any help (styled on a terminal, as
+/// `CMD --help` is); false for a word that is no command.
+pub fn print(name: &str) -> bool {
+    match answer(name) {
+        Some(help) => {
+            // A reader that stopped early (`| head`) is no error.
+            let _ = help.print();
+            true
+        }
+        None => false,
+    }
+}
+
+/// clap's answer to `CMD --help`. Asked for rather than rendered with a render method:
+/// clap picks the long or the short layout by whether any text has a long form, and the
+/// mesh (which parses its own words) answers `mesh --help` this way too, so `help CMD` can
+/// only match them by taking the same path.
+fn answer(name: &str) -> Option<clap::Error> {
+    subcommand(name)?
+        .try_get_matches_from([name, "--help"])
+        .err()
+        .filter(|e| e.kind() == clap::error::ErrorKind::DisplayHelp)
+}
+
+/// The command `name` as its own parser: usage lines name the binary as `ferrotun CMD`.
+pub fn subcommand(name: &str) -> Option<Command> {
     let mut root = command();
-    // Usage lines name the binary as `ferrotun CMD`, not just `CMD`.
     root.build();
-    let cmd = root.find_subcommand_mut(name)?;
-    Some(cmd.render_long_help().to_string())
+    let sub = root.find_subcommand(name)?;
+    Some(sub.clone().bin_name(format!("{NAME} {name}")))
 }

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::Path;
 
 use clap::FromArgMatches;
-use definition::{command, kind, Kind, NAME};
+use definition::{kind, Kind, NAME};
 use options::{CompletionsOptions, ManOptions, NoOptions, QuickOptions};
 
 /// Runs `ferrotun ARGS`; returns the exit status.
@@ -69,9 +69,14 @@ pub fn main(args: &[String]) -> i32 {
         },
         Some(Kind::Completions) => match parse::<CompletionsOptions>(first, rest) {
             Ok(o) => {
-                let mut stdout = std::io::stdout().lock();
-                match generate::completions(&o.shell, &mut stdout) {
-                    Ok(()) => 0,
+                // Made whole first, then written as help is: a reader that stops early
+                // (`| head`) is no error.
+                let mut script = Vec::new();
+                match generate::completions(&o.shell, &mut script) {
+                    Ok(()) => {
+                        out_bytes(&script);
+                        0
+                    }
                     Err(e) => fail(&e),
                 }
             }
@@ -143,7 +148,7 @@ fn bare_daemon(args: &[String]) -> i32 {
     }
     if let Some(meant) = suggest::near_miss(name) {
         return fail(&format!(
-            "`{name}' is not a command; did you mean `{meant}`?\n\
+            "`{name}' is not a command; did you mean `{meant}'?\n\
              To start the daemon for an interface named `{name}', run `{NAME} daemon {name}'.\n\
              See `{NAME} help' for every command."
         ));
@@ -165,7 +170,7 @@ fn help_command(rest: &[String]) -> i32 {
                 return show_help(name);
             }
             let hint = suggest::near_miss(name)
-                .map(|m| format!("; did you mean `{m}`?"))
+                .map(|m| format!("; did you mean `{m}'?"))
                 .unwrap_or_default();
             fail(&format!(
                 "no command `{name}'{hint}\nSee `{NAME} help' for every command."
@@ -176,12 +181,10 @@ fn help_command(rest: &[String]) -> i32 {
 }
 
 fn show_help(name: &str) -> i32 {
-    match help::of_command(name) {
-        Some(text) => {
-            out(&text);
-            0
-        }
-        None => fail(&format!("no command `{name}'")),
+    if help::print(name) {
+        0
+    } else {
+        fail(&format!("no command `{name}'"))
     }
 }
 
@@ -195,10 +198,14 @@ fn version() -> i32 {
 
 fn man(dir: Option<&Path>) -> i32 {
     let Some(dir) = dir else {
-        let mut stdout = std::io::stdout().lock();
-        return match generate::man_page(&mut stdout) {
-            Ok(()) => 0,
-            Err(e) => fail(&format!("cannot write the man page: {e}")),
+        // Rendered whole, then written as help is: `ferrotun man | head` is no error.
+        let mut page = Vec::new();
+        return match generate::man_page(&mut page) {
+            Ok(()) => {
+                out_bytes(&page);
+                0
+            }
+            Err(e) => fail(&format!("cannot render the man page: {e}")),
         };
     };
     match generate::man_pages(dir) {
@@ -218,15 +225,11 @@ fn man(dir: Option<&Path>) -> i32 {
 /// Parses one command's words with its definition into its options. On `--help` or an
 /// error clap prints what fits, and the exit status comes back as the error.
 fn parse<T: FromArgMatches>(name: &str, rest: &[String]) -> Result<T, i32> {
-    let mut root = command();
-    root.build();
-    let Some(sub) = root.find_subcommand(name) else {
+    let Some(sub) = help::subcommand(name) else {
         return Err(fail(&format!("no command `{name}'")));
     };
     let words = std::iter::once(name.to_string()).chain(rest.iter().cloned());
-    sub.clone()
-        .bin_name(format!("{NAME} {name}"))
-        .try_get_matches_from(words)
+    sub.try_get_matches_from(words)
         .and_then(|m| T::from_arg_matches(&m))
         .map_err(|e| {
             let _ = e.print();
@@ -236,8 +239,12 @@ fn parse<T: FromArgMatches>(name: &str, rest: &[String]) -> Result<T, i32> {
 
 /// Writes to stdout; a closed pipe (`ferrotun help | head`) is not an error worth a panic.
 fn out(text: &str) {
+    out_bytes(text.as_bytes());
+}
+
+fn out_bytes(bytes: &[u8]) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.write_all(bytes);
     let _ = stdout.flush();
 }
 
