@@ -209,7 +209,7 @@ impl Peer {
         if self.source != Some(source) {
             return false;
         }
-        tracing::info!(peer = %self.short_key(), "the route to {dst} leaves by another interface than {}'s; letting the kernel choose", source.addr);
+        tracing::info!(peer = %self.short_key(), "the route to {dst} leaves by another interface than the one its datagrams reach {} on; letting the kernel choose", source.addr);
         self.source = None;
         true
     }
