@@ -6,8 +6,8 @@
 //! link's addresses; a router on the new path that checks source addresses would drop
 //! datagrams still sent from the old link's address.
 //!
-//! A NETLINK_ROUTE socket subscribed to RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE hears of
-//! every route change in the namespace. Then, and when the data path reports a source not
+//! A NETLINK_ROUTE socket subscribed to RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE (and the
+//! policy-rule groups) hears of every route change in the namespace. Then, and when the data path reports a source not
 //! used before (rare: a peer roaming, or the first packets), this thread asks the kernel
 //! for the route to each peer's endpoint from its source (`ip route get ENDPOINT from
 //! SOURCE mark FWMARK`) and has the core refuse a source whose route leaves by another
@@ -34,8 +34,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The route-change multicast groups (`RTMGRP_IPV4_ROUTE`, `RTMGRP_IPV6_ROUTE`).
-const RTMGRP_ROUTES: u32 = 0x40 | 0x400;
+/// The multicast groups of route and policy-rule changes (`RTMGRP_IPV4_ROUTE`,
+/// `RTMGRP_IPV6_ROUTE`, `RTMGRP_IPV4_RULE` and RTNLGRP_IPV6_RULE's bit): a rule can send
+/// a peer's datagrams to another table as surely as a route can (wg-quick adds some).
+const RTMGRP_ROUTES: u32 = 0x40 | 0x400 | 0x80 | (1 << (19 - 1));
 
 const TOKEN_NETLINK: u64 = 0;
 const TOKEN_CANCEL: u64 = 1;
@@ -108,6 +110,7 @@ impl RouteWatch {
                 let mut sources = Sources::default();
                 let mut routes_changed = false;
                 let mut last_check: Option<Instant> = None;
+                let mut fwmark = net.read().fwmark;
                 let mut events = [Event::EMPTY; 2];
                 while !cancel.is_triggered() {
                     if let Err(e) = epoll.wait(&mut events, Some(NEW_SOURCE_DELAY)) {
@@ -116,6 +119,10 @@ impl RouteWatch {
                             return;
                         }
                     }
+                    // Another mark can pick other routes (wg-quick's policy rules).
+                    let mark = net.read().fwmark;
+                    routes_changed |= mark != fwmark;
+                    fwmark = mark;
                     match self.drain() {
                         Ok(changed) => routes_changed |= changed,
                         Err(e) => {
@@ -134,7 +141,6 @@ impl RouteWatch {
                         routes_changed = false;
                         last_check = Some(Instant::now());
                     }
-                    let fwmark = net.read().fwmark;
                     let mut lookups = |dst, src| self.lookups.oif(dst, src, fwmark);
                     sources.check(&iface, &mut lookups);
                 }
