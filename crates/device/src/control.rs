@@ -11,6 +11,7 @@
 use crate::clock::Clock;
 use crate::counting::ThreadCounters;
 use crate::netset::NetSet;
+use crate::route_watch::NewSources;
 use crate::Cancel;
 use crossbeam_channel::{Receiver, Select, Sender};
 use ferrotun_proto::interface::{Interface, PeerRef};
@@ -18,6 +19,7 @@ use ferrotun_proto::source::LocalSource;
 use ferrotun_proto::time::Instant;
 use parking_lot::RwLock;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,6 +117,8 @@ pub struct Control {
     pub cancel: Cancel,
     pub jobs: JobQueue,
     pub counters: Arc<ThreadCounters>,
+    /// Told when a handshake may have changed the address a peer's replies leave from.
+    pub new_sources: NewSources,
 }
 
 impl Control {
@@ -132,9 +136,17 @@ impl Control {
             }
             let under_load = under_load_until.is_some_and(|t| env.now < t);
             let out = match job {
-                Some(Job::Handshake { data, src, local }) => self
-                    .iface
-                    .handle_handshake_at(&data, src, local, under_load, env),
+                Some(Job::Handshake { data, src, local }) => {
+                    let out = self
+                        .iface
+                        .handle_handshake_at(&data, src, local, under_load, env);
+                    if local.is_some() {
+                        // Rare (a handshake per peer every two minutes): whether it gave
+                        // the peer a new source is for the route watch to find out.
+                        self.new_sources.store(true, Ordering::Relaxed);
+                    }
+                    out
+                }
                 Some(Job::SendStaged(peer)) => self.iface.send_staged(&peer, env),
                 Some(Job::Initiate(peer)) => self.iface.initiate(&peer, env),
                 None => Vec::new(),

@@ -8,6 +8,7 @@ use crate::local_addrs::LocalAddrs;
 use crate::loop_guard::LoopGuard;
 use crate::mtu_watch::MtuWatch;
 use crate::netset::NetSet;
+use crate::route_watch::{NewSources, RouteWatch};
 use crate::steal::Crew;
 use crate::steer::Steering;
 use crate::tun::{Tun, TunQueue};
@@ -51,6 +52,10 @@ pub struct Device {
     workers: Mutex<Option<Generation>>,
     control: Mutex<Option<JoinHandle<()>>>,
     mtu_watch: Mutex<Option<JoinHandle<()>>>,
+    route_watch: Mutex<Option<JoinHandle<()>>>,
+    /// Set by the workers and the control thread when a peer's replies leave from an
+    /// address they did not leave from before: the route watch checks it.
+    new_sources: NewSources,
     counters: Arc<ThreadCounters>,
     worker_count: usize,
     /// The TUN's queues, one read by each worker, kept across worker generations;
@@ -72,6 +77,7 @@ pub struct Opened {
     device: Arc<Device>,
     control: Control,
     mtu_watch: MtuWatch,
+    route_watch: RouteWatch,
 }
 
 impl Opened {
@@ -85,9 +91,17 @@ impl Opened {
             device,
             control,
             mtu_watch,
+            route_watch,
         } = self;
         let watch = mtu_watch.spawn(device.iface.clone(), device.cancel.clone())?;
         *device.mtu_watch.lock() = Some(watch);
+        let watch = route_watch.spawn(
+            device.iface.clone(),
+            device.net.clone(),
+            device.new_sources.clone(),
+            device.cancel.clone(),
+        )?;
+        *device.route_watch.lock() = Some(watch);
         let handle = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || control.run())?;
@@ -123,6 +137,8 @@ impl Device {
         let uso = tun.offloads() & (libc::TUN_F_USO4 | libc::TUN_F_USO6) != 0;
         // Subscribed before the MTU is set, so no later change goes unheard.
         let mtu_watch = MtuWatch::open(ifindex, &name)?;
+        let route_watch = RouteWatch::open()?;
+        let new_sources = NewSources::default();
         crate::netif::set_mtu(&name, config.mtu)?;
         let iface = Arc::new(Interface::new(os_rng()));
         iface.set_mtu(config.mtu as usize);
@@ -144,6 +160,8 @@ impl Device {
             workers: Mutex::new(None),
             control: Mutex::new(None),
             mtu_watch: Mutex::new(None),
+            route_watch: Mutex::new(None),
+            new_sources: new_sources.clone(),
             counters: counters.clone(),
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
@@ -159,11 +177,13 @@ impl Device {
             cancel,
             jobs: job_rx,
             counters,
+            new_sources,
         };
         Ok(Opened {
             device,
             control,
             mtu_watch,
+            route_watch,
         })
     }
 
@@ -191,6 +211,7 @@ impl Device {
                 gro_refused: std::cell::Cell::new(false),
                 loop_guard: self.loop_guard.clone(),
                 unreachable: self.unreachable.clone(),
+                new_sources: self.new_sources.clone(),
             };
             let (stop, cancel) = (stop.clone(), self.cancel.clone());
             handles.push(
@@ -290,6 +311,9 @@ impl Device {
             let _ = h.join();
         }
         if let Some(h) = self.mtu_watch.lock().take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.route_watch.lock().take() {
             let _ = h.join();
         }
         self.iface.remove_all_peers();

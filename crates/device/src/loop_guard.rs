@@ -6,13 +6,25 @@
 //! rounds; here our own datagrams are recognised on their first return and dropped
 //! (counted as `sent_dropped.routing_loop`), and the loop is reported once.
 //!
-//! Not caught: a cycle through two or more peers (each one's endpoint inside the other's
-//! allowed IPs) or through two interfaces: each datagram there is addressed to another
-//! peer than the one it routes to, exactly like onion routing, which must keep working.
+//! A cycle through two interfaces (each one's endpoint routed into the other, or a
+//! cycle through two peers) is no different from onion routing datagram by datagram,
+//! which must keep working: each datagram is addressed to another peer than the one it
+//! routes to. What makes it unbounded is fragmentation: every pass adds headers, and once
+//! a datagram no longer fits the next interface's MTU the kernel splits it in two, both
+//! of which go round again, growing. The kernel's WireGuard ends it where the packet no
+//! longer fits (its IPv6 datagrams are never fragmented on the way out). Here the first
+//! fragment of a WireGuard datagram from one of this host's own addresses, read from the
+//! TUN, is dropped with the rest of its datagram: that is WireGuard on this host that did
+//! not fit into this tunnel, which only a loop or a nested tunnel with too large an MTU
+//! produces (the inner MTU must leave room for the outer headers, as netns.sh's 1340
+//! does). Our sockets still let the kernel fragment on the way out to the network, so a
+//! link whose MTU is smaller than a full tunnel packet keeps working: its fragments never
+//! come back in through a TUN. Setting DF on the sockets (IP_PMTUDISC_DO) would have
+//! bounded the loop too, but broken exactly those links.
 
 use crate::local_addrs::LocalAddrs;
 use ferrotun_proto::interface::Interface;
-use ferrotun_proto::outer;
+use ferrotun_proto::outer::{self, Fragment, FragmentKey};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -25,6 +37,16 @@ pub struct LoopGuard {
     addrs: Arc<LocalAddrs>,
     /// 1 + the milliseconds of the last looped datagram; 0 before the first.
     last_seen: AtomicU64,
+    /// The same for fragments of a loop through another interface.
+    last_nested: AtomicU64,
+}
+
+/// One worker's memory of the datagram whose first fragment it dropped, so that the
+/// rest of it goes too (the kernel writes a datagram's fragments one after the other, and
+/// all to one TUN queue: without ports they hash alike).
+#[derive(Debug, Default)]
+pub struct DroppedFragments {
+    last: Option<FragmentKey>,
 }
 
 impl LoopGuard {
@@ -33,6 +55,7 @@ impl LoopGuard {
             ifname: ifname.to_string(),
             addrs,
             last_seen: AtomicU64::new(0),
+            last_nested: AtomicU64::new(0),
         }
     }
 
@@ -56,8 +79,7 @@ impl LoopGuard {
         {
             return false;
         }
-        let previous = self.last_seen.swap(now_ms + 1, Ordering::Relaxed);
-        if previous == 0 || (now_ms + 1).saturating_sub(previous) >= REPORT_AGAIN_AFTER_MS {
+        if is_new_report(&self.last_seen, now_ms) {
             tracing::warn!(
                 "routing loop: {}'s own encrypted packets to {} come back in through {}; \
                  dropping them (a peer's endpoint must not be reachable only through the \
@@ -68,6 +90,48 @@ impl LoopGuard {
             );
         }
         true
+    }
+
+    /// Whether `packet`, read from the TUN, is a fragment of a WireGuard datagram of this
+    /// host (see the module's comment): then it must be dropped. A packet that is no
+    /// fragment costs a byte or two.
+    #[inline]
+    pub fn is_nested_fragment(
+        &self,
+        packet: &[u8],
+        dropped: &mut DroppedFragments,
+        now_ms: u64,
+    ) -> bool {
+        match outer::fragment(packet) {
+            None => false,
+            Some(Fragment { key, first, .. }) if !first => dropped.last == Some(key),
+            Some(Fragment { wireguard, key, .. }) => {
+                if !wireguard || !self.addrs.is_local(key.src, now_ms) {
+                    // A new datagram that reuses the id: its other pieces pass too.
+                    if dropped.last == Some(key) {
+                        dropped.last = None;
+                    }
+                    return false;
+                }
+                dropped.last = Some(key);
+                if is_new_report(&self.last_nested, now_ms) {
+                    tracing::warn!(
+                        "routing loop: WireGuard datagrams of this host to {} come in through \
+                         {} too large to pass without fragmenting; dropping them (another \
+                         WireGuard interface's endpoint is routed through {} while {}'s is \
+                         routed through it, or a tunnel inside {} has an MTU that leaves no \
+                         room for {}'s headers)",
+                        key.dst,
+                        self.ifname,
+                        self.ifname,
+                        self.ifname,
+                        self.ifname,
+                        self.ifname
+                    );
+                }
+                true
+            }
+        }
     }
 
     /// Removes the looped packets from a batch read from the TUN (packet `i` is
@@ -82,12 +146,15 @@ impl LoopGuard {
         n: usize,
         offset: usize,
         port: u16,
+        dropped: &mut DroppedFragments,
         now_ms: u64,
     ) -> usize {
         let mut kept = 0;
         for i in 0..n {
             let packet = &bufs[i][offset..offset + lens[i]];
-            if self.is_looped(iface, packet, port, now_ms) {
+            if self.is_looped(iface, packet, port, now_ms)
+                || self.is_nested_fragment(packet, dropped, now_ms)
+            {
                 continue;
             }
             if kept != i {
@@ -98,6 +165,13 @@ impl LoopGuard {
         }
         kept
     }
+}
+
+/// Notes a looped packet at `now_ms` in `last`; whether the loop is to be reported (its
+/// first packet, or the first after a quiet [`REPORT_AGAIN_AFTER_MS`]).
+fn is_new_report(last: &AtomicU64, now_ms: u64) -> bool {
+    let previous = last.swap(now_ms + 1, Ordering::Relaxed);
+    previous == 0 || (now_ms + 1).saturating_sub(previous) >= REPORT_AGAIN_AFTER_MS
 }
 
 #[cfg(test)]
@@ -172,9 +246,49 @@ mod tests {
             })
             .collect();
         let mut lens: Vec<usize> = packets.iter().map(|p| p.len()).collect();
-        let kept = guard.filter_batch(&iface, &mut bufs, &mut lens, 5, offset, 51820, 1);
+        let mut dropped = DroppedFragments::default();
+        let kept = guard.filter_batch(
+            &iface,
+            &mut bufs,
+            &mut lens,
+            5,
+            offset,
+            51820,
+            &mut dropped,
+            1,
+        );
         assert_eq!(kept, 2);
         assert_eq!(&bufs[0][offset..offset + lens[0]], &packets[1][..]);
         assert_eq!(&bufs[1][offset..offset + lens[1]], &packets[4][..]);
+    }
+
+    #[test]
+    fn fragments_of_local_wireguard_go_with_the_rest_of_their_datagram() {
+        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()));
+        let mut dropped = DroppedFragments::default();
+        let fragment = |src: [u8; 4], kind: u8, id: u16, offset: u16| {
+            let mut p = datagram(src, 5, kind, 1400);
+            p.truncate(600);
+            p[4..6].copy_from_slice(&id.to_be_bytes());
+            p[6..8].copy_from_slice(&(0x2000 | offset).to_be_bytes());
+            p
+        };
+        let local = [127, 0, 0, 1];
+        // A whole datagram of local WireGuard on another port: onion routing, passes.
+        assert!(!guard.is_nested_fragment(&datagram(local, 5, 4, 64), &mut dropped, 1));
+        // Its first fragment is dropped, and so is the rest of that datagram only.
+        assert!(guard.is_nested_fragment(&fragment(local, 4, 7, 0), &mut dropped, 2));
+        assert!(guard.is_nested_fragment(&fragment(local, 4, 7, 72), &mut dropped, 3));
+        assert!(!guard.is_nested_fragment(&fragment(local, 4, 8, 72), &mut dropped, 4));
+        // Fragments of other traffic pass: not WireGuard, or from another machine.
+        assert!(!guard.is_nested_fragment(&fragment(local, 9, 9, 0), &mut dropped, 5));
+        assert!(!guard.is_nested_fragment(&fragment(local, 9, 9, 72), &mut dropped, 6));
+        // A later datagram reusing a dropped one's id is let through whole.
+        assert!(guard.is_nested_fragment(&fragment(local, 4, 11, 0), &mut dropped, 9));
+        assert!(!guard.is_nested_fragment(&fragment(local, 9, 11, 0), &mut dropped, 10));
+        assert!(!guard.is_nested_fragment(&fragment(local, 9, 11, 72), &mut dropped, 11));
+        let remote = [203, 0, 113, 9];
+        assert!(!guard.is_nested_fragment(&fragment(remote, 4, 10, 0), &mut dropped, 7));
+        assert!(!guard.is_nested_fragment(&fragment(remote, 4, 10, 72), &mut dropped, 8));
     }
 }

@@ -7,9 +7,10 @@ use crate::control::{Job, Jobs};
 use crate::counting::ThreadCounters;
 use crate::epoll::{Epoll, Event, Interest};
 use crate::gso::GsoPlanner;
-use crate::loop_guard::LoopGuard;
+use crate::loop_guard::{DroppedFragments, LoopGuard};
 use crate::netset::NetSet;
 use crate::offload::{split_from, write_or_split, Coalescer, TunWrite, MAX_PACKET};
+use crate::route_watch::NewSources;
 use crate::steal::{Crew, ShareGate};
 use crate::steer::Steering;
 use crate::tun::{is_gone, TunQueue};
@@ -25,6 +26,7 @@ use ferrotun_proto::wire::{self, Message, TRANSPORT_HEADER_LEN};
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Room for the largest IP packet plus the WireGuard header, padding and tag.
@@ -60,6 +62,9 @@ pub struct Worker {
     pub loop_guard: Arc<LoopGuard>,
     /// Answers packets without a peer with ICMP errors.
     pub unreachable: Arc<Unreachable>,
+    /// Told when a peer's replies leave from an address they did not leave from before,
+    /// which the route watch then checks against the routes.
+    pub new_sources: NewSources,
 }
 
 /// Buffers owned by one worker for its whole life: no allocation per packet.
@@ -80,6 +85,8 @@ struct Buffers {
     /// Messages to ask the next recvmmsg for, so that one receive holds about
     /// [`RX_BUDGET`] datagrams however many UDP GRO packs into each message.
     rx_msgs: usize,
+    /// The datagram whose fragments the loop guard is dropping.
+    dropped_fragments: DroppedFragments,
 }
 
 /// Batches at least this large are offered to idle workers: below it, waking one costs
@@ -113,6 +120,7 @@ impl Buffers {
             seals: (0..BATCH).map(|_| None).collect(),
             gate: ShareGate::default(),
             rx_msgs: BATCH,
+            dropped_fragments: DroppedFragments::default(),
         }
     }
 }
@@ -293,6 +301,7 @@ impl Worker {
             n,
             TRANSPORT_HEADER_LEN,
             port,
+            &mut b.dropped_fragments,
             now_ms,
         );
         if kept < n {
@@ -542,6 +551,9 @@ impl Worker {
                 }
                 if rx.outcome.wants_handshake {
                     self.submit(Job::Initiate(rx.peer));
+                }
+                if rx.outcome.new_source {
+                    self.new_sources.store(true, Ordering::Relaxed);
                 }
             }
             // The exact size and type first, so the queue holds nothing bigger than an

@@ -85,6 +85,7 @@ fn start(iface: Arc<Interface>, net: NetSet, jobs: control::JobQueue) -> Running
         cancel: cancel.clone(),
         jobs,
         counters: Arc::new(ThreadCounters::new(1)),
+        new_sources: Default::default(),
     };
     let handle = std::thread::spawn(move || control.run());
     Running {

@@ -103,9 +103,9 @@ fn threads_and_descriptors_stay_bounded_across_many_connections() {
     let pid = t.a.daemon.pid();
     let ifname = t.a.ifname().to_string();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // main, control, the socket's acceptor, one per worker; one spare for a connection
-    // thread that has not ended yet.
-    let max_threads = workers + 4;
+    // main, control, the socket's acceptor, mtu-watch, route-watch, one per worker; one
+    // spare for a connection thread that has not ended yet.
+    let max_threads = workers + 6;
     assert!(
         eventually(Duration::from_secs(5), || thread_count(pid) <= max_threads),
         "{} threads with {workers} workers (at most {max_threads} expected)",
@@ -113,9 +113,10 @@ fn threads_and_descriptors_stay_bounded_across_many_connections() {
     );
     let threads = thread_count(pid);
     // stdio, the configuration socket (and the O_PATH handle that notices its file going),
-    // the MTU watch's netlink socket, the janitor's pipe, the cancel and stop events, and
-    // per worker a TUN queue, a socket per family, an epoll and its wake-ups.
-    let max_fds = 11 + 6 * workers;
+    // the MTU watch's netlink socket, the route watch's two (notifications, lookups) and
+    // its epoll, the janitor's pipe, the cancel and stop events, and per worker a TUN
+    // queue, a socket per family, an epoll and its wake-ups.
+    let max_fds = 14 + 6 * workers;
     let fds = open_fds(pid);
     assert!(
         fds.len() <= max_fds,

@@ -2,6 +2,8 @@
 //! netns.sh) re-created for a userspace daemon:
 //! - a routing loop (a peer's endpoint reachable only through the tunnel itself) sends
 //!   under 70,000 bytes in about a second, is logged once, and other peers keep working;
+//! - so does a loop through two nested interfaces (each one's endpoint routed through the
+//!   other);
 //! - a packet for an address no peer carries gets ICMP/ICMPv6 destination unreachable
 //!   (type 3 code 1, type 1 code 3), so the sender fails at once; the errors are
 //!   rate-limited.
@@ -140,6 +142,125 @@ fn routing_loop_is_bounded_logged_once_and_other_peers_still_work() {
     // The other peer is still served.
     t.ping(&t.a, t.b.addrs.inner4, Duration::from_secs(10));
     t.ping(&t.a, t.b.addrs.inner6, Duration::from_secs(10));
+}
+
+/// netns.sh, "Test that we can route wg through wg" and the routing loop after it: a second
+/// tunnel (inner, MTU 1340, IPv4 10.243.0.0/24) runs through the first one (its endpoints
+/// are the first tunnel's IPv6 addresses); then `a`'s outer peer is given an endpoint inside
+/// the inner tunnel, so in `a`'s namespace each interface's datagrams are routed into the
+/// other, a little larger on every pass, and the peers in `b` are removed.
+#[test]
+fn nested_routing_loop_through_two_interfaces_is_bounded() {
+    let t = Tunnel::new(Impl::Ferrotun, Impl::Ferrotun);
+    t.ping(&t.a, t.b.addrs.inner6, Duration::from_secs(20));
+    let a1_if = unique_name("ftin");
+    let b1_if = unique_name("ftin");
+    let a1 = Impl::Ferrotun.start(&t.a.ns, &a1_if);
+    let b1 = Impl::Ferrotun.start(&t.b.ns, &b1_if);
+    let (a1_keys, b1_keys) = (Keypair::generate(), Keypair::generate());
+    let wg = |ns: &common::Netns, args: &[&str]| {
+        let mut full = vec![WG_TIMEOUT, "wg"];
+        full.extend_from_slice(args);
+        ns.exec("timeout", &full)
+    };
+    let b1_endpoint = format!("[{}]:51834", t.b.addrs.inner6);
+    wg(
+        &t.a.ns,
+        &[
+            "set",
+            &a1_if,
+            "listen-port",
+            "51833",
+            "private-key",
+            a1_keys.path(),
+            "peer",
+            &b1_keys.public,
+            "allowed-ips",
+            "10.243.0.2/32",
+            "endpoint",
+            &b1_endpoint,
+        ],
+    );
+    wg(
+        &t.b.ns,
+        &[
+            "set",
+            &b1_if,
+            "listen-port",
+            "51834",
+            "private-key",
+            b1_keys.path(),
+            "peer",
+            &a1_keys.public,
+            "allowed-ips",
+            "10.243.0.1/32",
+        ],
+    );
+    for (ns, ifname, addr) in [
+        (&t.a.ns, &a1_if, "10.243.0.1/24"),
+        (&t.b.ns, &b1_if, "10.243.0.2/24"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", ifname]);
+        ns.ip(&["link", "set", ifname, "mtu", "1340", "up"]);
+    }
+    t.ping(&t.a, "10.243.0.2", Duration::from_secs(20));
+
+    // The loop: a's outer peer now sits behind the inner tunnel, whose own endpoint is
+    // reached through the outer one. Nothing in b may answer any more.
+    let a_if = t.a.ifname().to_string();
+    wg(
+        &t.a.ns,
+        &[
+            "set",
+            &a_if,
+            "peer",
+            &t.b.keys.public,
+            "endpoint",
+            "10.243.0.2:7",
+        ],
+    );
+    let b_if = t.b.ifname().to_string();
+    t.b.ns.ip(&["link", "del", &b1_if]);
+    t.b.ns.ip(&["link", "del", &b_if]);
+    drop(b1);
+
+    let inner_sent = || {
+        let text = String::from_utf8_lossy(&wg(&t.a.ns, &["show", &a1_if, "transfer"]).stdout)
+            .into_owned();
+        text.split_whitespace()
+            .nth(2)
+            .and_then(|tx| tx.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("bad transfer line {text:?}"))
+    };
+    let (inner_before, outer_before) = (inner_sent(), t.a.transfer_with(&t.b.keys.public).1);
+    let ping =
+        t.a.ns
+            .try_exec("ping", &["-W", "1", "-c", "10", "-f", "10.243.0.2"]);
+    assert!(
+        !ping.status.success(),
+        "nothing can answer through the loop"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let inner = inner_sent() - inner_before;
+    let outer = t.a.transfer_with(&t.b.keys.public).1 - outer_before;
+    eprintln!("nested loop: the inner interface sent {inner} bytes, the outer {outer}");
+    let logs = || format!("{}\n--- inner ---\n{}", t.logs(), a1.log_text());
+    // netns.sh measures the inner interface (its wg1); the outer one sends the same
+    // datagrams again with its headers on, and is held to having stopped too.
+    assert!(
+        inner < LOOP_BOUND,
+        "the inner interface sent {inner} bytes through the loop in about a second\n{}",
+        logs()
+    );
+    // And it has ended: another second adds nothing.
+    let (inner_now, outer_now) = (inner_sent(), t.a.transfer_with(&t.b.keys.public).1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        (inner_sent(), t.a.transfer_with(&t.b.keys.public).1),
+        (inner_now, outer_now),
+        "the loop still runs\n{}",
+        logs()
+    );
 }
 
 /// `ping -c1` to an address no peer carries ends at once with the unreachable error.

@@ -1,7 +1,8 @@
 //! The interface MTU changed while the daemon runs (`ip link set mtu`, as wg-quick does):
 //! pings of every size up to the new MTU are answered, padding never makes an outer
 //! datagram longer than the MTU allows, and TCP runs at jumbo MTUs. The veth between the
-//! namespaces takes 65535 bytes, so no outer packet is ever fragmented.
+//! namespaces takes 65535 bytes, so no outer packet is ever fragmented; but for one test,
+//! where it is narrower than a full tunnel packet and the kernel must fragment them.
 //! Needs root, `wg`, `wireguard-go`, `nft`, `ping`, `nc` and `sha256sum`.
 
 mod common;
@@ -200,6 +201,43 @@ fn jumbo_tcp_ferrotun_to_ferrotun() {
 #[test]
 fn jumbo_tcp_ferrotun_to_wireguard_go() {
     jumbo_tcp(Impl::Ferrotun, Impl::WireguardGo);
+}
+
+/// A link narrower than a full tunnel packet (1280 bytes under a 1420-byte tunnel): the
+/// kernel fragments the outer datagrams on the way out, and everything still arrives.
+/// The routing-loop guard must not take that for a loop (see the device's loop_guard.rs).
+#[test]
+fn a_link_narrower_than_a_tunnel_packet_fragments_them() {
+    let t = Tunnel::new(Impl::Ferrotun, Impl::Ferrotun);
+    for side in [&t.a, &t.b] {
+        side.ns.ip(&["link", "set", &side.veth, "mtu", "1280"]);
+    }
+    t.ping(&t.a, t.b.addrs.inner4, FIRST_PING);
+    let mut failures = Vec::new();
+    for (from, to) in [(&t.a, &t.b), (&t.b, &t.a)] {
+        for (addr, header) in [(to.addrs.inner4, 28), (to.addrs.inner6, 48)] {
+            for size in [1200, 1420 - header - 1, 1420 - header] {
+                if !ping_answered(from, addr, size) {
+                    failures.push(format!("ping -s {size} {addr}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "unanswered: {failures:?}\n{}",
+        t.logs()
+    );
+    let done = tcp_transfer(
+        &t.a.ns,
+        &t.b.ns,
+        t.b.addrs.inner4,
+        5099,
+        4 * MB,
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("transfer over the narrow link: {e}\n{}", t.logs()));
+    assert_eq!(done.sent_sha256, done.received_sha256, "data corrupted");
 }
 
 /// A measurement, not a check (run with `--ignored --nocapture`, and once more with

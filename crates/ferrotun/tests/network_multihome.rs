@@ -1,6 +1,7 @@
 //! A server with several addresses answers each client from the address that client
 //! contacted (IP_PKTINFO / IPV6_PKTINFO), falls back to the kernel's choice when that
-//! address goes away, and still follows the routing table to get there.
+//! address goes away, and when a route through another interface takes over (as the
+//! kernel's WireGuard does: the source must belong to the link the datagrams leave by).
 //!
 //! Every client is a ferrotun daemon, and WireGuard clients roam to the source of the
 //! server's authenticated replies: the client's `wg show endpoints` therefore shows the
@@ -311,14 +312,19 @@ fn an_address_on_another_interface_is_answered_from() {
     }
 }
 
+/// A more specific route to the clients through a second link: the server's datagrams
+/// follow it and leave from that link's address (the kernel's WireGuard forgets the source
+/// when the route's device changes), since a router there checking source addresses would
+/// drop datagrams from the first link's. Nothing of the tunnel may leave by the first link
+/// any more, so the tunnel lives only if they do.
 #[test]
-fn a_better_route_is_followed_and_the_source_kept() {
+fn a_better_route_through_another_link_moves_the_source_to_that_link() {
     let mut t = Setup::new();
     // A second link between the two hosts, on other subnets.
     let (s2, c2) = t.s.connect(&t.c, "192.168.51.1/24", "192.168.51.2/24");
     t.s.ip(&["addr", "add", "fd51::1/64", "dev", &s2, "nodad"]);
     t.c.ip(&["addr", "add", "fd51::2/64", "dev", &c2, "nodad"]);
-    // Replies to the client's first-link address will arrive on the second link.
+    // Datagrams to the client's first-link address will arrive by the second link.
     for conf in ["all", "default", c2.as_str(), t.c_veth.as_str()] {
         let key = format!("net.ipv4.conf.{conf}.rp_filter=0");
         t.c.exec("sysctl", &["-q", "-w", &key]);
@@ -330,9 +336,6 @@ fn a_better_route_is_followed_and_the_source_kept() {
         let want = t.clients[i].endpoint.clone();
         t.assert_seen_at(i, &want);
     }
-    // More specific routes to the client through the second link, and nothing of the
-    // tunnel allowed out of the first one any more: the tunnel now lives only if the
-    // server's datagrams follow the new routes.
     t.s.ip(&[
         "route",
         "add",
@@ -372,10 +375,127 @@ fn a_better_route_is_followed_and_the_source_kept() {
             "drop",
         ],
     );
-    for i in [v4, v6] {
+    for (i, moved) in [(v4, "192.168.51.1:51820"), (v6, "[fd51::1]:51820")] {
         t.ping_client(i, Duration::from_secs(10));
+        let old = t.clients[i].endpoint.clone();
+        let seen = wait_moved(&t, i, &old, Duration::from_secs(10));
+        assert_eq!(seen, moved, "client {i}\n{}", t.logs());
         t.transfer(i, 5331 + i as u16);
-        let want = t.clients[i].endpoint.clone();
-        t.assert_seen_at(i, &want);
+        t.assert_seen_at(i, moved);
     }
+}
+
+/// netns.sh, "another interface route takes precedence over an ongoing one": host 1 has
+/// two links to host 2, and its peer's replies arrive on the first. A route through the
+/// second link with a better metric appears; host 1's next datagram leaves by the second
+/// link from that link's address (the kernel picks it), so host 2 sees host 1 there.
+#[test]
+fn a_route_through_another_interface_takes_over_the_source() {
+    let n1 = Netns::new("rt1");
+    let n2 = Netns::new("rt2");
+    let (veth1, _veth2) = n1.connect(&n2, "10.0.0.1/24", "10.0.0.2/24");
+    let (veth3, veth4) = n1.connect(&n2, "10.0.0.3/24", "10.0.9.4/24");
+    // Host 2's end of the second link has no address of its own, as in netns.sh.
+    n2.ip(&["addr", "flush", "dev", &veth4]);
+    n1.ip(&["route", "flush", "dev", &veth1]);
+    n1.ip(&["route", "flush", "dev", &veth3]);
+    n1.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "dev",
+        &veth1,
+        "src",
+        "10.0.0.1",
+        "metric",
+        "2",
+    ]);
+    let (w1, w2) = (Node::start(&n1, "rt1w"), Node::start(&n2, "rt2w"));
+    n1.wg_ok(&[
+        "set",
+        w1.ifname(),
+        "listen-port",
+        "51821",
+        "private-key",
+        w1.keys.path(),
+        "peer",
+        &w2.keys.public,
+        "allowed-ips",
+        "192.168.241.2/32",
+        "endpoint",
+        "10.0.0.2:51822",
+    ]);
+    n2.wg_ok(&[
+        "set",
+        w2.ifname(),
+        "listen-port",
+        "51822",
+        "private-key",
+        w2.keys.path(),
+        "peer",
+        &w1.keys.public,
+        "allowed-ips",
+        "192.168.241.1/32",
+    ]);
+    for (ns, node, addr) in [
+        (&n1, &w1, "192.168.241.1/24"),
+        (&n2, &w2, "192.168.241.2/24"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", node.ifname()]);
+        ns.ip(&["link", "set", node.ifname(), "mtu", "1420", "up"]);
+    }
+    let seen_by_2 = || {
+        let text = n2.wg_ok(&["show", w2.ifname(), "endpoints"]);
+        text.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let logs = || {
+        format!(
+            "--- host 1 ---\n{}\n--- host 2 ---\n{}",
+            tail(&w1.daemon.log_text()),
+            tail(&w2.daemon.log_text())
+        )
+    };
+    assert!(
+        n1.ping_until("192.168.241.2", Duration::from_secs(20)),
+        "{}",
+        logs()
+    );
+    assert_eq!(seen_by_2(), "10.0.0.1:51821", "{}", logs());
+
+    n1.ip(&[
+        "route",
+        "add",
+        "10.0.0.0/24",
+        "dev",
+        &veth3,
+        "src",
+        "10.0.0.3",
+        "metric",
+        "1",
+    ]);
+    for (ns, dev) in [(&n1, veth1.as_str()), (&n2, veth4.as_str())] {
+        for conf in ["all", dev] {
+            let key = format!("net.ipv4.conf.{conf}.rp_filter=0");
+            ns.exec("sysctl", &["-q", "-w", &key]);
+        }
+    }
+    assert!(
+        n1.ping_until("192.168.241.2", Duration::from_secs(10)),
+        "{}",
+        logs()
+    );
+    // Each ping is a chance for the source to move; a few more, bounded.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen_by_2() != "10.0.0.3:51821" && Instant::now() < deadline {
+        n1.try_exec("ping", &["-c", "1", "-W", "1", "192.168.241.2"]);
+    }
+    assert_eq!(
+        seen_by_2(),
+        "10.0.0.3:51821",
+        "host 1 still sends from the first link's address\n{}",
+        logs()
+    );
 }

@@ -41,6 +41,18 @@ pub use crate::peer_ref::PeerRef;
 pub use crate::receive::{RxError, TransportRx};
 pub use crate::time::Env;
 
+/// A peer's endpoint and our address its datagrams leave from, for checking them against
+/// the routes ([`Interface::sources`]).
+#[derive(Clone)]
+pub struct SourceState {
+    pub peer: PeerRef,
+    pub endpoint: SocketAddr,
+    /// `None`: the kernel picks the source.
+    pub source: Option<LocalSource>,
+    /// A source refused for this endpoint, which the peer does not learn again.
+    pub refused: Option<LocalSource>,
+}
+
 /// What `get` reports about one peer.
 #[derive(Debug, Clone)]
 pub struct PeerSnapshot {
@@ -244,6 +256,46 @@ impl Interface {
             .iter()
             .filter(|p| p.lock().forget_source(dst, source))
             .count()
+    }
+
+    /// Every peer with an endpoint: what the device checks against its routes when they
+    /// change (see [`Peer::refuse_source`](crate::peer::Peer::refuse_source)).
+    pub fn sources(&self) -> Vec<SourceState> {
+        self.peer_list()
+            .into_iter()
+            .filter_map(|peer| {
+                let (endpoint, source, refused) = {
+                    let p = peer.lock();
+                    (p.endpoint()?, p.source(), p.refused_source())
+                };
+                Some(SourceState {
+                    peer,
+                    endpoint,
+                    source,
+                    refused,
+                })
+            })
+            .collect()
+    }
+
+    /// Makes `local` the address `peer`'s datagrams leave from, as an authenticated packet
+    /// arriving there does; whether it is new (see [`ReceiveOutcome::new_source`]).
+    ///
+    /// [`ReceiveOutcome::new_source`]: crate::peer::ReceiveOutcome::new_source
+    pub fn set_source(&self, peer: &PeerRef, local: Option<LocalSource>) -> bool {
+        peer.lock().set_source(local)
+    }
+
+    /// The route to `dst` leaves by another interface than the one `source` was learned on:
+    /// `peer` stops sending from it, and does not learn it again while its endpoint is
+    /// `dst`, until [`Self::allow_source`]. Returns whether the peer was sending from it.
+    pub fn refuse_source(&self, peer: &PeerRef, dst: SocketAddr, source: LocalSource) -> bool {
+        peer.lock().refuse_source(dst, source)
+    }
+
+    /// The routes changed and `source`, refused for `peer`, fits again.
+    pub fn allow_source(&self, peer: &PeerRef, source: LocalSource) {
+        peer.lock().allow_source(source);
     }
 
     /// True when `peer` has a session usable for sending now.

@@ -85,6 +85,88 @@ pub fn wireguard_from_port(packet: &[u8], port: u16) -> Option<WireguardDatagram
     })
 }
 
+/// Which datagram a fragment belongs to: the fields the kernel reassembles by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+}
+
+/// One piece of an IP datagram split to fit a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    pub key: FragmentKey,
+    /// The piece at offset 0, with the UDP header if there is one.
+    pub first: bool,
+    /// A first piece of a UDP datagram carrying a WireGuard message, from any port.
+    pub wireguard: bool,
+}
+
+/// What `packet` is a piece of, if it is a fragment. A whole packet, which nearly every
+/// packet on the data path is, costs a read of two bytes.
+#[inline]
+pub fn fragment(packet: &[u8]) -> Option<Fragment> {
+    let (key, offset, proto, rest) = match packet.first()? >> 4 {
+        4 => {
+            let flags_offset = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]);
+            // More fragments, or an offset: a fragment.
+            if flags_offset & 0x3fff == 0 {
+                return None;
+            }
+            let ihl = usize::from(packet[0] & 0x0f) * 4;
+            let key = FragmentKey {
+                src: IpAddr::V4(Ipv4Addr::from(
+                    <[u8; 4]>::try_from(packet.get(12..16)?).ok()?,
+                )),
+                dst: IpAddr::V4(Ipv4Addr::from(
+                    <[u8; 4]>::try_from(packet.get(16..20)?).ok()?,
+                )),
+                id: u32::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?])),
+            };
+            (
+                key,
+                flags_offset & 0x1fff,
+                *packet.get(9)?,
+                packet.get(ihl.max(20)..)?,
+            )
+        }
+        6 => {
+            // A host's own datagrams carry the fragment header right after the fixed one.
+            if *packet.get(6)? != 44 {
+                return None;
+            }
+            let header = packet.get(40..48)?;
+            let key = FragmentKey {
+                src: IpAddr::V6(Ipv6Addr::from(
+                    <[u8; 16]>::try_from(packet.get(8..24)?).ok()?,
+                )),
+                dst: IpAddr::V6(Ipv6Addr::from(
+                    <[u8; 16]>::try_from(packet.get(24..40)?).ok()?,
+                )),
+                id: u32::from_be_bytes([header[4], header[5], header[6], header[7]]),
+            };
+            let offset = u16::from_be_bytes([header[2], header[3]]) >> 3;
+            (key, offset, header[0], packet.get(48..)?)
+        }
+        _ => return None,
+    };
+    let first = offset == 0;
+    let wireguard = first
+        && proto == PROTO_UDP
+        && rest.get(4..6).is_some_and(|len| {
+            let udp_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            udp_len
+                .checked_sub(UDP_HEADER)
+                .is_some_and(|l| is_wireguard(rest.get(UDP_HEADER..).unwrap_or_default(), l))
+        });
+    Some(Fragment {
+        key,
+        first,
+        wireguard,
+    })
+}
+
 /// Whether our own datagram `d`, back from the TUN as `packet`, routes to the peer whose
 /// endpoint it is addressed to: sealing it again would send it to the same place again.
 pub fn loops_to_its_own_peer(iface: &Interface, packet: &[u8], d: &WireguardDatagram) -> bool {
@@ -282,5 +364,39 @@ mod tests {
         for cut in 0..52 {
             assert_eq!(wireguard_from_port(&p[..cut], 51820), None, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn fragments_are_told_apart_from_whole_packets() {
+        let whole = udp4([10, 9, 0, 1], 5, &message(4, 128));
+        assert_eq!(fragment(&whole), None);
+        assert_eq!(fragment(&udp6(5, &message(4, 128), None)), None);
+
+        // The first piece of a WireGuard datagram (more fragments, offset 0), id 0x1234.
+        let mut first = udp4([10, 9, 0, 1], 5, &message(4, 1400));
+        first.truncate(600);
+        first[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        first[6] = 0x20;
+        let f = fragment(&first).unwrap();
+        assert!(f.first && f.wireguard);
+        assert_eq!(f.key.id, 0x1234);
+        assert_eq!(f.key.src, "10.9.0.1".parse::<IpAddr>().unwrap());
+        // A later piece: offset 75 (600 bytes), no UDP header to look at.
+        let mut rest = first.clone();
+        rest[6..8].copy_from_slice(&75u16.to_be_bytes());
+        let r = fragment(&rest).unwrap();
+        assert!(!r.first && !r.wireguard);
+        assert_eq!(r.key, f.key);
+        // The first piece of a datagram that is not WireGuard.
+        let mut other = udp4([10, 9, 0, 1], 5, &[0x17; 1400]);
+        other.truncate(600);
+        other[6] = 0x20;
+        assert!(!fragment(&other).unwrap().wireguard);
+
+        let first6 = udp6(5, &message(1, 148), Some(0));
+        let f6 = fragment(&first6).unwrap();
+        assert!(f6.first && f6.wireguard);
+        let rest6 = udp6(5, &message(1, 148), Some(9));
+        assert!(!fragment(&rest6).unwrap().first);
     }
 }

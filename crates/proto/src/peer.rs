@@ -68,6 +68,9 @@ pub struct ReceiveOutcome {
     pub confirmed_session: bool,
     /// A handshake should be started (the caller hands it to the handshake side).
     pub wants_handshake: bool,
+    /// Replies now leave from an address of ours not used for this peer before: the device
+    /// checks it against its routes (see [`Peer::refuse_source`]).
+    pub new_source: bool,
 }
 
 /// The keypair slots of docs/PROTOCOL.md §5: `next` waits for key confirmation, `current`
@@ -105,6 +108,10 @@ pub struct Peer {
     endpoint: Option<SocketAddr>,
     /// Where the peer's latest authenticated packet arrived: replies leave from there.
     source: Option<LocalSource>,
+    /// A source the device found unfit for the endpoint (the route to it leaves by another
+    /// interface than the one the source was learned on), with that endpoint: learned
+    /// again, it is not used, so packets still in flight to it cannot bring it back.
+    refused: Option<(SocketAddr, LocalSource)>,
     timers: Timers,
     last_sent_handshake: Option<Instant>,
     staged: VecDeque<Vec<u8>>,
@@ -130,6 +137,7 @@ impl Peer {
             keypairs: Keypairs::default(),
             endpoint: None,
             source: None,
+            refused: None,
             timers: Timers::default(),
             last_sent_handshake: None,
             staged: VecDeque::new(),
@@ -175,9 +183,49 @@ impl Peer {
     }
 
     /// Our address the peer's latest authenticated packet arrived at (`None`: unknown),
-    /// set with the endpoint that packet came from; replies leave from it.
-    pub fn set_source(&mut self, local: Option<LocalSource>) {
+    /// set with the endpoint that packet came from; replies leave from it, unless the
+    /// device refused it for that endpoint ([`Self::refuse_source`]). Returns whether it
+    /// is a source not in use before, which the device must check against its routes.
+    pub fn set_source(&mut self, local: Option<LocalSource>) -> bool {
+        let local = local.filter(|l| {
+            self.refused
+                .is_none_or(|(dst, refused)| Some(dst) != self.endpoint || refused != *l)
+        });
+        let new = local.is_some() && local != self.source;
         self.source = local;
+        new
+    }
+
+    /// The route to `dst` no longer leaves by the interface `source` was learned on: our
+    /// datagrams to the peer at `dst` stop leaving from it (the kernel picks the source by
+    /// its routes, as the kernel's WireGuard does when the route's device changes), and the
+    /// peer's packets arriving there do not bring it back until [`Self::allow_source`].
+    /// Returns whether the peer was sending from it.
+    pub fn refuse_source(&mut self, dst: SocketAddr, source: LocalSource) -> bool {
+        if self.endpoint != Some(dst) {
+            return false;
+        }
+        self.refused = Some((dst, source));
+        if self.source != Some(source) {
+            return false;
+        }
+        tracing::info!(peer = %self.short_key(), "the route to {dst} leaves by another interface than the one its datagrams reach {} on; letting the kernel choose", source.addr);
+        self.source = None;
+        true
+    }
+
+    /// The source refused for the current endpoint, if any.
+    pub fn refused_source(&self) -> Option<LocalSource> {
+        self.refused
+            .filter(|(dst, _)| Some(*dst) == self.endpoint)
+            .map(|(_, s)| s)
+    }
+
+    /// The routes changed and the refused `source` fits again: it may be learned again.
+    pub fn allow_source(&mut self, source: LocalSource) {
+        if self.refused.is_some_and(|(_, r)| r == source) {
+            self.refused = None;
+        }
     }
 
     /// Forgets the source to send from if it is `source` and the endpoint is still `dst`
@@ -200,7 +248,7 @@ impl Peer {
             tracing::info!(peer = %self.short_key(), "endpoint is now {src}");
             self.endpoint = Some(src);
         }
-        self.source = local;
+        self.set_source(local);
     }
 
     /// The abbreviated key wireguard-go prints in its logs: enough to tell peers apart.

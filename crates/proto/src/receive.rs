@@ -129,8 +129,9 @@ pub(crate) fn transport(
     };
     let mut reg = Registry::new(indices, &peer);
     let mut p = peer.lock();
-    let outcome = p.after_transport_received(&keypair, src, env, wire_len, carried_data, &mut reg);
-    p.set_source(local);
+    let mut outcome =
+        p.after_transport_received(&keypair, src, env, wire_len, carried_data, &mut reg);
+    outcome.new_source = p.set_source(local);
     if let Some(e) = dropped {
         p.count(e.counter());
     }
