@@ -460,6 +460,48 @@ fn columns(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// An iperf3 server on b's tunnel address (`extra`: more of its options), ended with `procs`.
+fn iperf_server(t: &Tunnel, iperf: &str, port: u16, extra: &[&str], procs: &mut Reaper) {
+    let port = port.to_string();
+    procs.0.push(
+        t.b.ns
+            .command(iperf)
+            .arg("-s")
+            .args(extra)
+            .args(["-B", t.b.addrs.inner4, "-p", &port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 -s"),
+    );
+}
+
+/// Once b's iperf3 server listens on `port`, a client in a sending to it for `secs`.
+fn iperf_client(t: &Tunnel, iperf: &str, port: u16, secs: u32, procs: &mut Reaper) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listening = format!("sport = :{port}");
+    while t
+        .b
+        .ns
+        .try_exec("ss", &["-H", "-l", "-t", "-n", &listening])
+        .stdout
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "iperf3 never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (port, secs) = (port.to_string(), secs.to_string());
+    procs.0.push(
+        t.a.ns
+            .command(iperf)
+            .args(["-c", t.b.addrs.inner4, "-p", &port, "-t", &secs])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 -c"),
+    );
+}
+
 #[test]
 fn top_shows_rates_in_a_terminal_and_gives_it_back() {
     if !have_root() {
@@ -473,15 +515,7 @@ fn top_shows_rates_in_a_terminal_and_gives_it_back() {
 
     // A transfer that outlasts the test's look at the screen (killed when the test ends).
     let mut procs = Reaper(Vec::new());
-    procs.0.push(
-        t.b.ns
-            .command(&iperf)
-            .args(["-s", "-1", "-B", t.b.addrs.inner4, "-p", "5202"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 -s"),
-    );
+    iperf_server(&t, &iperf, 5202, &["-1"], &mut procs);
     let tmux = Tmux::start(&t.a.ns, &top_script(t.a.ifname()));
     let first = tmux.wait_for(Duration::from_secs(10), "top's screen", |s| {
         s.contains("ferrotun top  ") && s.contains(&short)
@@ -491,26 +525,7 @@ fn top_shows_rates_in_a_terminal_and_gives_it_back() {
         "1",
         "top is not on the alternate screen:\n{first}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t
-        .b
-        .ns
-        .try_exec("ss", &["-H", "-l", "-t", "-n", "sport = :5202"])
-        .stdout
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "iperf3 never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    procs.0.push(
-        t.a.ns
-            .command(&iperf)
-            .args(["-c", t.b.addrs.inner4, "-p", "5202", "-t", "60"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 -c"),
-    );
+    iperf_client(&t, &iperf, 5202, 60, &mut procs);
     // The peer's line: a non-zero send rate (bytes and packets) while the transfer runs.
     let screen = tmux.wait_for(Duration::from_secs(30), "a non-zero TX rate", |s| {
         s.lines().any(|l| {
@@ -694,35 +709,8 @@ fn top_is_useful_at_80x24_and_at_200x50() {
     let public = t.b.keys.public.clone();
 
     let mut procs = Reaper(Vec::new());
-    procs.0.push(
-        t.b.ns
-            .command(&iperf)
-            .args(["-s", "-B", t.b.addrs.inner4, "-p", "5203"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 -s"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while t
-        .b
-        .ns
-        .try_exec("ss", &["-H", "-l", "-t", "-n", "sport = :5203"])
-        .stdout
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "iperf3 never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    procs.0.push(
-        t.a.ns
-            .command(&iperf)
-            .args(["-c", t.b.addrs.inner4, "-p", "5203", "-t", "120"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("iperf3 -c"),
-    );
+    iperf_server(&t, &iperf, 5203, &[], &mut procs);
+    iperf_client(&t, &iperf, 5203, 120, &mut procs);
 
     // 80x24: wait for a frame with rates (the first has none), then read it.
     let tmux = Tmux::sized(&t.a.ns, &top_script(t.a.ifname()), 80, 24);

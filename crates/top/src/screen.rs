@@ -221,8 +221,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_frame_with_rates() {
+    /// A frame two seconds after a first reading: 2 MiB received, 6 drops.
+    fn frame_with_rates(width: usize, height: usize) -> Vec<String> {
         let before = stats(0, 0, 0);
         let after = stats(2 * 1024 * 1024, 200, 6);
         let sample = Sample {
@@ -231,7 +231,12 @@ mod tests {
             elapsed: Duration::from_secs(2),
             now: 112,
         };
-        let lines = frame(&sample, 200, 40);
+        frame(&sample, width, height)
+    }
+
+    #[test]
+    fn a_frame_with_rates() {
+        let lines = frame_with_rates(200, 40);
         assert_eq!(
             lines,
             vec![
@@ -267,15 +272,7 @@ mod tests {
 
     #[test]
     fn an_eighty_by_twenty_four_frame_keeps_what_matters() {
-        let before = stats(0, 0, 0);
-        let after = stats(2 * 1024 * 1024, 200, 6);
-        let sample = Sample {
-            before: Some(&before),
-            after: &after,
-            elapsed: Duration::from_secs(2),
-            now: 112,
-        };
-        let lines = frame(&sample, 80, 24);
+        let lines = frame_with_rates(80, 24);
         assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:?}");
         assert_eq!(
             lines,
