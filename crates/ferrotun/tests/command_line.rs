@@ -337,6 +337,23 @@ fn help_command_and_help_flag_print_the_same() {
             "`ferrotun help {name}` (left) and `ferrotun {name} --help` (right) differ"
         );
     }
+    // The mesh's own commands answer `mesh help CMD` as `mesh CMD --help`.
+    for words in [
+        &["mesh", "help"][..],
+        &["mesh", "help", "up"],
+        &["mesh", "help", "status"],
+    ] {
+        let by_help = ferrotun(words);
+        let mut flagged: Vec<&str> = words.iter().copied().filter(|w| *w != "help").collect();
+        flagged.push("--help");
+        let by_flag = ferrotun(&flagged);
+        assert!(by_help.status.success(), "{words:?}: {}", text(&by_help));
+        assert_eq!(
+            String::from_utf8_lossy(&by_help.stdout),
+            String::from_utf8_lossy(&by_flag.stdout),
+            "{words:?} and {flagged:?} differ"
+        );
+    }
 }
 
 /// Every argument of every command, nested ones too, as `ferrotun CMD ... --OPTION`.

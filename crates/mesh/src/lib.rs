@@ -33,7 +33,17 @@ pub fn command() -> clap::Command {
 
 /// Runs `ferrotun mesh ARGS...` (`args` are the words after `mesh`); returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    let argv = std::iter::once("ferrotun mesh".to_string()).chain(args.iter().cloned());
+    // `mesh help [up]` is `mesh [up] --help`: the same words as clap's own help subcommand
+    // would take, but the one layout `help mesh` and `mesh --help` print (options.rs).
+    let args: Vec<String> = match args.split_first() {
+        Some((first, rest)) if first == "help" => rest
+            .iter()
+            .cloned()
+            .chain(std::iter::once("--help".to_string()))
+            .collect(),
+        _ => args.to_vec(),
+    };
+    let argv = std::iter::once("ferrotun mesh".to_string()).chain(args);
     let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) => {

@@ -9,6 +9,7 @@ use ferrotun_uapi::IpPrefix;
 
 // No `help` subcommand: ferrotun's command tree has none below the top-level `help`, which
 // clap imposes on the mesh there too, so `mesh --help` and `help mesh` print the same.
+// `mesh help [up]` still works: main() turns it into `mesh [up] --help`.
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrotun mesh",
