@@ -54,6 +54,8 @@ pub fn apply(device: &Device, req: &SetRequest) -> Result<(), ApplyError> {
         iface.remove_all_peers();
     }
     let own_key = iface.public_key();
+    // Whether where the peers' datagrams are routed may have changed.
+    let mut moved = req.fwmark.is_some() || req.replace_peers;
     for change in &req.peers {
         if own_key == Some(change.public_key) {
             // wireguard-go accepts and ignores lines for our own key.
@@ -61,6 +63,7 @@ pub fn apply(device: &Device, req: &SetRequest) -> Result<(), ApplyError> {
         }
         if change.remove {
             iface.remove_peer(&change.public_key);
+            moved = true;
             continue;
         }
         if change.update_only && iface.peer(&change.public_key).is_none() {
@@ -74,6 +77,7 @@ pub fn apply(device: &Device, req: &SetRequest) -> Result<(), ApplyError> {
         }
         if let Some(endpoint) = change.endpoint {
             iface.set_endpoint(&peer, endpoint);
+            moved = true;
         }
         if change.replace_allowed_ips {
             iface.clear_allowed_ips(&peer);
@@ -92,6 +96,10 @@ pub fn apply(device: &Device, req: &SetRequest) -> Result<(), ApplyError> {
             let out = iface.set_persistent_keepalive(&peer, secs, device.env());
             device.send(out);
         }
+    }
+    if moved {
+        // The loop guard's question (see the device's route_watch.rs).
+        device.endpoints_changed();
     }
     Ok(())
 }

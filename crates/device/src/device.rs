@@ -8,7 +8,7 @@ use crate::local_addrs::LocalAddrs;
 use crate::loop_guard::LoopGuard;
 use crate::mtu_watch::MtuWatch;
 use crate::netset::NetSet;
-use crate::route_watch::{NewSources, RouteWatch};
+use crate::route_watch::{NewSources, RouteWatch, TunnelRoutes};
 use crate::steal::Crew;
 use crate::steer::Steering;
 use crate::tun::{Tun, TunQueue};
@@ -56,6 +56,9 @@ pub struct Device {
     /// Set by the workers and the control thread when a peer's replies leave from an
     /// address they did not leave from before: the route watch checks it.
     new_sources: NewSources,
+    /// Whether some peer's datagrams are routed into another tunnel: the route watch
+    /// keeps it, the loop guard reads it.
+    tunnel_routes: Arc<TunnelRoutes>,
     counters: Arc<ThreadCounters>,
     worker_count: usize,
     /// The TUN's queues, one read by each worker, kept across worker generations;
@@ -99,6 +102,7 @@ impl Opened {
             device.iface.clone(),
             device.net.clone(),
             device.new_sources.clone(),
+            device.tunnel_routes.clone(),
             device.cancel.clone(),
         )?;
         *device.route_watch.lock() = Some(watch);
@@ -146,7 +150,8 @@ impl Device {
         let (jobs, job_rx) = control::channel();
         let clock = Clock::default();
         let addrs = Arc::new(LocalAddrs::new());
-        let loop_guard = Arc::new(LoopGuard::new(&name, addrs.clone()));
+        let tunnel_routes = Arc::new(TunnelRoutes::default());
+        let loop_guard = Arc::new(LoopGuard::new(&name, addrs.clone(), tunnel_routes.clone()));
         let unreachable = Arc::new(Unreachable::new(&name, addrs));
         let counters = Arc::new(ThreadCounters::new(workers));
         let device = Arc::new(Device {
@@ -162,6 +167,7 @@ impl Device {
             mtu_watch: Mutex::new(None),
             route_watch: Mutex::new(None),
             new_sources: new_sources.clone(),
+            tunnel_routes,
             counters: counters.clone(),
             worker_count: workers,
             tuns: Mutex::new(Some(tun.into_queues().into())),
@@ -293,6 +299,13 @@ impl Device {
         set.set_fwmark(mark)?;
         *guard = Arc::new(set);
         Ok(())
+    }
+
+    /// Peers were added or removed, endpoints set or the fwmark changed (the configuration
+    /// socket): the route watch looks up where the peers' datagrams go now, and until it
+    /// has, the loop guard counts them as routed into another tunnel.
+    pub fn endpoints_changed(&self) {
+        self.tunnel_routes.endpoints_changed();
     }
 
     /// Sends datagrams produced by a configuration change (e.g. a first keepalive).

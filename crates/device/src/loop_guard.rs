@@ -14,15 +14,27 @@
 //! of which go round again, growing. The kernel's WireGuard ends it where the packet no
 //! longer fits (its IPv6 datagrams are never fragmented on the way out). Here the first
 //! fragment of a WireGuard datagram from one of this host's own addresses, read from the
-//! TUN, is dropped with the rest of its datagram: that is WireGuard on this host that did
-//! not fit into this tunnel, which only a loop or a nested tunnel with too large an MTU
-//! produces (the inner MTU must leave room for the outer headers, as netns.sh's 1340
-//! does). Our sockets still let the kernel fragment on the way out to the network, so a
-//! link whose MTU is smaller than a full tunnel packet keeps working: its fragments never
-//! come back in through a TUN. Setting DF on the sockets (IP_PMTUDISC_DO) would have
-//! bounded the loop too, but broken exactly those links.
+//! TUN, is dropped with the rest of its datagram, but only while some of this interface's
+//! own datagrams to its peers are routed into another tunnel-like interface (a TUN or
+//! another WireGuard, an IP tunnel: route_watch.rs looks the peers' routes up and keeps
+//! [`TunnelRoutes`], read here with a relaxed load). A loop needs that: in every cycle
+//! each interface's endpoints are routed into the next one, so the interface the
+//! fragments come back in through has its own datagrams routed into a tunnel.
+//!
+//! Without that condition, WireGuard of this host that does not fit is a tunnel nested in
+//! this one with an MTU that leaves no room for our headers (1420 inside 1420): wrong, but
+//! the kernel fragments the inner datagrams over IPv4 and the kernel's WireGuard carries
+//! the fragments, so nested tunnels set up that way work, and must keep working here. So
+//! the outer interface of such a nest, whose own endpoints are reached over ethernet, lets
+//! them pass; the inner interface (routed into the outer one) is guarded, which costs only
+//! a third tunnel nested inside it with too large an MTU. Our sockets still let the kernel
+//! fragment on the way out to the network, so a link whose MTU is smaller than a full
+//! tunnel packet keeps working: its fragments never come back in through a TUN. Setting
+//! DF on the sockets (IP_PMTUDISC_DO) would have bounded the loop too, but broken exactly
+//! those links.
 
 use crate::local_addrs::LocalAddrs;
+use crate::route_watch::TunnelRoutes;
 use ferrotun_proto::interface::Interface;
 use ferrotun_proto::outer::{self, Fragment, FragmentKey};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +47,9 @@ const REPORT_AGAIN_AFTER_MS: u64 = 60_000;
 pub struct LoopGuard {
     ifname: String,
     addrs: Arc<LocalAddrs>,
+    /// Whether our datagrams may be routed into another tunnel (the route watch keeps
+    /// it): only then can WireGuard of this host come back in fragments through a loop.
+    routes: Arc<TunnelRoutes>,
     /// 1 + the milliseconds of the last looped datagram; 0 before the first.
     last_seen: AtomicU64,
     /// The same for fragments of a loop through another interface.
@@ -50,10 +65,11 @@ pub struct DroppedFragments {
 }
 
 impl LoopGuard {
-    pub fn new(ifname: &str, addrs: Arc<LocalAddrs>) -> Self {
+    pub fn new(ifname: &str, addrs: Arc<LocalAddrs>, routes: Arc<TunnelRoutes>) -> Self {
         LoopGuard {
             ifname: ifname.to_string(),
             addrs,
+            routes,
             last_seen: AtomicU64::new(0),
             last_nested: AtomicU64::new(0),
         }
@@ -93,8 +109,10 @@ impl LoopGuard {
     }
 
     /// Whether `packet`, read from the TUN, is a fragment of a WireGuard datagram of this
-    /// host (see the module's comment): then it must be dropped. A packet that is no
-    /// fragment costs a byte or two.
+    /// host while some of our own datagrams are routed into another tunnel (see the
+    /// module's comment): then it must be dropped. A packet that is no fragment costs a
+    /// byte or two, and every packet a relaxed load when none of our routes leads into a
+    /// tunnel.
     #[inline]
     pub fn is_nested_fragment(
         &self,
@@ -102,6 +120,9 @@ impl LoopGuard {
         dropped: &mut DroppedFragments,
         now_ms: u64,
     ) -> bool {
+        if !self.routes.through_tunnel() {
+            return false;
+        }
         match outer::fragment(packet) {
             None => false,
             Some(Fragment { key, first, .. }) if !first => dropped.last == Some(key),
@@ -117,11 +138,12 @@ impl LoopGuard {
                 if is_new_report(&self.last_nested, now_ms) {
                     tracing::warn!(
                         "routing loop: WireGuard datagrams of this host to {} come in through \
-                         {} too large to pass without fragmenting; dropping them (another \
-                         WireGuard interface's endpoint is routed through {} while {}'s is \
-                         routed through it, or a tunnel inside {} has an MTU that leaves no \
-                         room for {}'s headers)",
+                         {} too large to pass without fragmenting while {}'s own are routed \
+                         into another tunnel; dropping them (another WireGuard interface's \
+                         endpoint is routed through {} while {}'s is routed through it, or a \
+                         tunnel inside {} has an MTU that leaves no room for {}'s headers)",
                         key.dst,
+                        self.ifname,
                         self.ifname,
                         self.ifname,
                         self.ifname,
@@ -205,7 +227,7 @@ mod tests {
 
     #[test]
     fn our_datagram_is_dropped_and_others_pass() {
-        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()));
+        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()), Arc::default());
         let iface = looping_interface();
         // 127.0.0.1 is local everywhere.
         let local = [127, 0, 0, 1];
@@ -226,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_its_other_packets_in_order() {
-        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()));
+        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()), Arc::default());
         let iface = looping_interface();
         let local = [127, 0, 0, 1];
         let packets = [
@@ -264,7 +286,7 @@ mod tests {
 
     #[test]
     fn fragments_of_local_wireguard_go_with_the_rest_of_their_datagram() {
-        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()));
+        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()), Arc::default());
         let mut dropped = DroppedFragments::default();
         let fragment = |src: [u8; 4], kind: u8, id: u16, offset: u16| {
             let mut p = datagram(src, 5, kind, 1400);
@@ -290,5 +312,30 @@ mod tests {
         let remote = [203, 0, 113, 9];
         assert!(!guard.is_nested_fragment(&fragment(remote, 4, 10, 0), &mut dropped, 7));
         assert!(!guard.is_nested_fragment(&fragment(remote, 4, 10, 72), &mut dropped, 8));
+    }
+
+    #[test]
+    fn fragments_pass_while_no_route_of_ours_leads_into_a_tunnel() {
+        let routes = Arc::new(TunnelRoutes::default());
+        let guard = LoopGuard::new("wgt", Arc::new(LocalAddrs::new()), routes.clone());
+        let mut dropped = DroppedFragments::default();
+        let fragment = |id: u16, offset: u16| {
+            let mut p = datagram([127, 0, 0, 1], 5, 4, 1400);
+            p.truncate(600);
+            p[4..6].copy_from_slice(&id.to_be_bytes());
+            p[6..8].copy_from_slice(&(0x2000 | offset).to_be_bytes());
+            p
+        };
+        // Before the route watch has looked, the guard is on.
+        assert!(routes.through_tunnel());
+        assert!(guard.is_nested_fragment(&fragment(1, 0), &mut dropped, 1));
+        // Our endpoints are reached over a link: a nested tunnel's fragments pass.
+        routes.set(false);
+        assert!(!guard.is_nested_fragment(&fragment(2, 0), &mut dropped, 2));
+        assert!(!guard.is_nested_fragment(&fragment(2, 72), &mut dropped, 3));
+        // An endpoint changed: on again until the watch has looked.
+        routes.endpoints_changed();
+        assert!(guard.is_nested_fragment(&fragment(3, 0), &mut dropped, 4));
+        assert!(guard.is_nested_fragment(&fragment(3, 72), &mut dropped, 5));
     }
 }
