@@ -266,6 +266,132 @@ fn etcd_outage_keeps_tunnels_and_the_mesh_resynchronises() {
     );
 }
 
+/// Peers added and removed according to the agent's "peers: N (+A -R, ...)" lines in `log`.
+fn peer_changes(log: &str) -> (u32, u32) {
+    let mut total = (0, 0);
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once("peers: ") else {
+            continue;
+        };
+        let Some((_, counts)) = rest.split_once('(') else {
+            continue;
+        };
+        let mut it = counts.split([' ', ',']);
+        let num = |t: Option<&str>, sign: char| -> u32 {
+            t.and_then(|t| t.strip_prefix(sign)?.parse().ok())
+                .unwrap_or(0)
+        };
+        total.0 += num(it.next(), '+');
+        total.1 += num(it.next(), '-');
+    }
+    total
+}
+
+/// An etcd outage longer than the TTL expires every lease, so every record goes; the first
+/// agent back must not drop the others before they re-register. A node that died during the
+/// outage, or after it, still leaves every peer list.
+#[test]
+fn etcd_partition_longer_than_the_ttl_removes_only_dead_nodes() {
+    let _guard = serial();
+    let etcd = Etcd::start();
+    let mesh = unique_name("mesh");
+    let mut nodes = start_full_mesh(&etcd, &mesh, 5);
+    let keys: Vec<String> = nodes.iter().map(|n| n.public_key()).collect();
+    // Nodes 0-2 and 4 live through the outage (4 dies after it), node 3 dies during it.
+    let live = [0, 1, 2, 4];
+    // A session between every pair that lives, so there are handshakes to compare.
+    let refs: Vec<&Node> = live.iter().map(|&i| &nodes[i]).collect();
+    assert_all_pairs_ping(&refs, false);
+    let handshakes = |nodes: &[Node]| -> Vec<Vec<(String, String)>> {
+        live.iter()
+            .map(|&i| {
+                show_field(&nodes[i], "latest-handshakes")
+                    .into_iter()
+                    .filter(|(k, _)| live.iter().any(|&j| keys[j] == *k))
+                    .collect()
+            })
+            .collect()
+    };
+    let before = handshakes(&nodes);
+    let log_marks: Vec<usize> = nodes.iter().map(|n| n.log_text().len()).collect();
+
+    let target = nodes[1].address().unwrap();
+    let outage = Duration::from_secs(9);
+    let (pings, dead_gone_after) = std::thread::scope(|s| {
+        let pinger = s.spawn(|| ping_run(&nodes[0], &target, Duration::from_secs(19)));
+        std::thread::sleep(Duration::from_millis(500));
+        let frozen = etcd.freeze();
+        std::thread::sleep(Duration::from_secs(3));
+        // By pid: the node keeps its child, and reaps it when it goes.
+        let victim = nodes[3].agent_pid().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-KILL", &victim])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(outage - Duration::from_secs(3));
+        drop(frozen);
+        // Removals wait TTL + 3 s after the agent reconnects, which takes it 0-2 s (an
+        // attempt timing out, then a retry TTL/3 later), or more while etcd elects a leader.
+        let gone = within(TTL + Duration::from_secs(3 + 4), || {
+            live.iter().all(|&i| !nodes[i].peers().contains(&keys[3]))
+        });
+        // Timed from etcd's return, not from the pinger's end.
+        (pinger.join().unwrap(), gone)
+    });
+    let logs = |nodes: &[Node]| {
+        nodes
+            .iter()
+            .map(|n| n.log_text())
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    let Some(dead_gone_after) = dead_gone_after else {
+        panic!(
+            "the node killed during the outage stayed a peer:\n{}",
+            logs(&nodes)
+        );
+    };
+    eprintln!(
+        "FIGURE: {outage:?} etcd outage (TTL {TTL:?}): node killed during it gone from every peer {dead_gone_after:?} after etcd returned; pings {}/{} answered",
+        pings.1, pings.0
+    );
+    assert!(pings.0 >= 180, "ping ran short: {pings:?}");
+    assert_eq!(pings.0, pings.1, "pings lost: {pings:?}\n{}", logs(&nodes));
+    for &i in &live {
+        let (added, removed) = peer_changes(&nodes[i].log_text()[log_marks[i]..]);
+        assert_eq!(
+            (added, removed),
+            (0, 1),
+            "{}: peers re-added or removed other than the dead one:\n{}",
+            nodes[i].ifname,
+            nodes[i].log_text()
+        );
+    }
+    assert_eq!(
+        before,
+        handshakes(&nodes),
+        "sessions were re-created:\n{}",
+        logs(&nodes)
+    );
+
+    // After the outage a death is noticed within the TTL again.
+    let killed = Instant::now();
+    nodes[4].kill_agent();
+    let gone = within(TTL + Duration::from_secs(2), || {
+        nodes[..3].iter().all(|n| !n.peers().contains(&keys[4]))
+    });
+    assert!(
+        gone.is_some(),
+        "the node killed after the outage stayed a peer:\n{}",
+        logs(&nodes)
+    );
+    eprintln!(
+        "FIGURE: node killed after the outage gone from every peer after {:?}",
+        killed.elapsed()
+    );
+}
+
 #[test]
 fn bad_records_in_etcd_are_ignored_and_never_crash_the_agent() {
     let _guard = serial();
@@ -313,6 +439,39 @@ fn bad_records_in_etcd_are_ignored_and_never_crash_the_agent() {
         assert!(
             n.log_text().contains("ignoring"),
             "bad data not logged: {}",
+            n.log_text()
+        );
+    }
+    // The record claiming 10.77.0.2 is logged once, with the key and the claim's owner, also
+    // after a resync (a pause longer than a renewal's bound makes every agent reconnect and
+    // read the prefix again).
+    let owner = nodes
+        .iter()
+        .find(|n| n.address().as_deref() == Some("10.77.0.2"))
+        .unwrap()
+        .public_key();
+    let conflict = format!(
+        "ignoring node record \"{prefix}nodes/{key}\": its address 10.77.0.2 is claimed by {owner}"
+    );
+    let sessions = |n: &Node| n.log_text().matches("watching from revision").count();
+    let before: Vec<usize> = nodes.iter().map(sessions).collect();
+    {
+        let _frozen = etcd.freeze();
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        within(Duration::from_secs(10), || nodes
+            .iter()
+            .zip(&before)
+            .all(|(n, &b)| sessions(n) > b))
+        .is_some(),
+        "no resync after the pause"
+    );
+    for n in &nodes {
+        assert_eq!(
+            n.log_text().matches(&conflict).count(),
+            1,
+            "{conflict:?} not logged exactly once: {}",
             n.log_text()
         );
     }

@@ -25,6 +25,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// How often the agent checks its interface still exists.
 const IFACE_CHECK: Duration = Duration::from_secs(2);
+/// After (re)connecting, peers whose records are missing are kept TTL + this before they
+/// are removed (see `Agent::removal_hold`).
+const REMOVAL_HOLD_EXTRA: Duration = Duration::from_secs(3);
 
 pub struct Agent {
     opts: UpOptions,
@@ -39,6 +42,13 @@ pub struct Agent {
     view: View,
     /// What was last applied to the interface (the peers it has, as the registry wanted them).
     applied: Option<Peers>,
+    /// Until then, peers missing from the registry stay on the interface: set at each
+    /// (re)connection while the interface has peers, because an outage longer than the TTL
+    /// expires every node's lease and the others may not have re-registered yet when this
+    /// agent reads the prefix.
+    hold_removals_until: Option<Instant>,
+    /// The peers kept so far by that hold (to log only when the set changes).
+    held: Vec<PublicKey>,
     node_lease: Option<i64>,
     /// Which etcd endpoint the next session uses; moves on after each failure.
     cursor: usize,
@@ -72,6 +82,8 @@ impl Agent {
             uapi: Uapi::new(),
             view: View::new(&name, pool),
             applied: None,
+            hold_removals_until: None,
+            held: Vec::new(),
             node_lease: None,
             cursor: 0,
             addr_lease: None,
@@ -181,6 +193,10 @@ impl Agent {
         let (revision, kvs) = registry::snapshot(&mut client, &mesh).await?;
         self.view.reset(kvs);
         self.status.etcd = "connected".into();
+        // Only peers there before this read can have lost their records to an outage; a
+        // fresh interface has none, so a first start keeps the usual TTL bound for leaves.
+        self.hold_removals_until =
+            (!self.load_applied()?.is_empty()).then(|| Instant::now() + self.removal_hold());
         self.apply()?;
         let mut watch = bounded(
             "cannot watch the mesh",
@@ -205,7 +221,15 @@ impl Agent {
         let mut iface_check = tokio::time::interval(IFACE_CHECK);
         loop {
             let (term, int) = (&mut self.term, &mut self.int);
+            let hold_end = self.hold_removals_until;
+            let hold_ends = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                hold_end.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            ));
             tokio::select! {
+                _ = hold_ends, if hold_end.is_some() => {
+                    self.hold_removals_until = None;
+                    self.apply()?;
+                }
                 message = watch.message() => {
                     let Some(resp) = message? else { bail!("the watch ended") };
                     if resp.canceled {
@@ -238,6 +262,15 @@ impl Agent {
         }
     }
 
+    /// How long removals wait after a (re)connection: the others must have had time to
+    /// notice etcd is back and re-register. Each retries at most TTL/3 (backoff, at least
+    /// 0.25 s) after an attempt that waits at most TTL/3 (call bound, at least 1 s), then
+    /// needs a few quick calls: TTL + 3 s covers that with room to spare, and bounds how
+    /// long a node that died during an outage stays a peer once etcd is back.
+    fn removal_hold(&self) -> Duration {
+        Duration::from_secs(self.opts.ttl as u64) + REMOVAL_HOLD_EXTRA
+    }
+
     /// Retries come at least every TTL/3: when etcd returns (a new leader gives every lease
     /// one more TTL), the agent must renew before its lease runs out, or the others would drop
     /// it and redo their sessions with it.
@@ -262,18 +295,26 @@ impl Agent {
         Ok(())
     }
 
-    /// Brings the interface's peers to what the view wants, in one `set` holding only the
-    /// differences.
-    fn apply(&mut self) -> Result<()> {
-        let ifname = self.ifname().to_string();
-        let link_index = self.link.as_ref().map_or(0, |l| l.index);
+    /// The interface's peers as the device has them, read once: an adopted device (the agent
+    /// restarted) starts from its real state.
+    fn load_applied(&mut self) -> Result<&Peers> {
         if self.applied.is_none() {
+            let ifname = self.ifname().to_string();
             let live = self
                 .uapi
                 .get(&ifname)
                 .map_err(|e| anyhow!(Fatal).context(format!("cannot read {ifname}: {e}")))?;
             self.applied = Some(from_status(&live.peers));
         }
+        Ok(self.applied.get_or_insert_with(Peers::new))
+    }
+
+    /// Brings the interface's peers to what the view wants, in one `set` holding only the
+    /// differences.
+    fn apply(&mut self) -> Result<()> {
+        let ifname = self.ifname().to_string();
+        let link_index = self.link.as_ref().map_or(0, |l| l.index);
+        self.load_applied()?;
         let mut want = Peers::new();
         let mut lines = Vec::new();
         for node in self.view.peers(&self.me) {
@@ -297,6 +338,33 @@ impl Agent {
             );
         }
         let applied = self.applied.get_or_insert_with(Peers::new);
+        let holding = self.hold_removals_until.filter(|&t| Instant::now() < t);
+        let mut held = Vec::new();
+        if let Some(until) = holding {
+            for (key, have) in applied.iter() {
+                if !want.contains_key(key) {
+                    // Kept exactly as applied, so the diff leaves the session alone.
+                    want.insert(*key, have.clone());
+                    held.push(*key);
+                    if let Some(line) = self
+                        .status
+                        .peers
+                        .iter()
+                        .find(|l| l.public_key == key.to_base64())
+                    {
+                        lines.push(line.clone());
+                    }
+                }
+            }
+            if !held.is_empty() && held != self.held {
+                tracing::info!(
+                    "keeping {} peer(s) whose records are gone for {:.1} s more: after a reconnection the others may still be re-registering",
+                    held.len(),
+                    until.saturating_duration_since(Instant::now()).as_secs_f64()
+                );
+            }
+        }
+        self.held = held;
         if let Some(request) = diff(applied, &want) {
             let added = want.keys().filter(|k| !applied.contains_key(k)).count();
             let removed = applied.keys().filter(|k| !want.contains_key(k)).count();

@@ -13,6 +13,10 @@ pub struct View {
     pool: Pool,
     nodes: BTreeMap<String, Node>,
     claims: BTreeMap<String, (u32, PublicKey)>,
+    /// Records already logged as claiming another key's address, with the claim they
+    /// conflicted with. Kept across `reset` so a resync does not log them again; an entry
+    /// goes when its conflict does, so a new conflict of the same record is logged anew.
+    conflicts_logged: BTreeMap<String, (u32, PublicKey)>,
 }
 
 impl View {
@@ -22,6 +26,7 @@ impl View {
             pool,
             nodes: BTreeMap::new(),
             claims: BTreeMap::new(),
+            conflicts_logged: BTreeMap::new(),
         }
     }
 
@@ -67,19 +72,48 @@ impl View {
 
     /// The nodes that are peers: valid records whose address is claimed by the same key
     /// (so a node cannot take another's address by writing it in its record), except `me`.
-    pub fn peers(&self, me: &PublicKey) -> Vec<&Node> {
+    /// A record whose address another key claims is logged, once.
+    pub fn peers(&mut self, me: &PublicKey) -> Vec<&Node> {
+        for (key, address, owner) in self.new_conflicts() {
+            tracing::warn!(
+                "ignoring node record {key:?}: its address {address} is claimed by {owner}"
+            );
+        }
         let owners: BTreeMap<u32, PublicKey> = self.claims.values().copied().collect();
         self.nodes
             .values()
             .filter(|n| n.public_key != *me)
             .filter(|n| {
                 let ok = owners.get(&n.index) == Some(&n.public_key);
-                if !ok {
+                if !ok && !owners.contains_key(&n.index) {
+                    // Not hostile: a claim that expired, or one not seen yet.
                     tracing::debug!("node {} has no claim on {}", n.public_key, n.address);
                 }
                 ok
             })
             .collect()
+    }
+
+    /// Records whose address is claimed by another key and that were not reported yet, as
+    /// (record key, address, owner of the claim).
+    fn new_conflicts(&mut self) -> Vec<(String, std::net::IpAddr, PublicKey)> {
+        let owners: BTreeMap<u32, PublicKey> = self.claims.values().copied().collect();
+        let current: BTreeMap<String, (u32, PublicKey)> = self
+            .nodes
+            .iter()
+            .filter_map(|(key, n)| {
+                let owner = *owners.get(&n.index)?;
+                (owner != n.public_key).then(|| (key.clone(), (n.index, owner)))
+            })
+            .collect();
+        let mut new = Vec::new();
+        for (key, conflict) in &current {
+            if self.conflicts_logged.get(key) != Some(conflict) {
+                new.push((key.clone(), self.nodes[key].address, conflict.1));
+            }
+        }
+        self.conflicts_logged = current;
+        new
     }
 }
 
@@ -134,5 +168,36 @@ mod tests {
         assert_eq!(v.peers(&b).len(), 1);
         v.put(&node_key("m", &a), b"{\"public_key\":");
         assert!(v.peers(&b).is_empty());
+    }
+
+    #[test]
+    fn a_record_claiming_another_keys_address_is_reported_once() {
+        let (mut v, a, b) = setup();
+        let c = PrivateKey::from_bytes([3; 32]).public_key();
+        v.put(&addr_key("m", 1), a.to_hex().as_bytes());
+        v.put(&node_key("m", &a), &record(&a, "10.77.0.1"));
+        v.put(&node_key("m", &b), &record(&b, "10.77.0.1"));
+        let first = v.new_conflicts();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, node_key("m", &b));
+        assert_eq!(first[0].2, a);
+        assert!(v.new_conflicts().is_empty(), "reported again");
+        assert_eq!(v.peers(&c).len(), 1);
+        // A resync reads the same records again: nothing new to report.
+        let kvs = vec![
+            (addr_key("m", 1), a.to_hex().into_bytes()),
+            (node_key("m", &a), record(&a, "10.77.0.1")),
+            (node_key("m", &b), record(&b, "10.77.0.1")),
+        ];
+        v.reset(kvs);
+        assert!(
+            v.new_conflicts().is_empty(),
+            "reported again after a resync"
+        );
+        // The conflict goes, then comes back: that is a new one.
+        v.delete(&node_key("m", &b));
+        assert!(v.new_conflicts().is_empty());
+        v.put(&node_key("m", &b), &record(&b, "10.77.0.1"));
+        assert_eq!(v.new_conflicts().len(), 1);
     }
 }

@@ -173,6 +173,21 @@ impl Etcd {
         }
     }
 
+    /// Stops every running member (SIGSTOP) until the guard is dropped (SIGCONT): etcd
+    /// answers nobody, as when it is cut off, and its leases run on when it resumes.
+    pub fn freeze(&self) -> Frozen<'_> {
+        self.signal_members("STOP");
+        Frozen(self)
+    }
+
+    fn signal_members(&self, signal: &str) {
+        for child in self.members.iter().flatten() {
+            let _ = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status();
+        }
+    }
+
     pub fn etcdctl(&self, args: &[&str]) -> std::process::Output {
         self.hub
             .command("etcdctl")
@@ -237,6 +252,15 @@ impl Drop for Etcd {
             self.kill_member(i);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Members stopped by [`Etcd::freeze`]; they continue when this goes, also on a panic.
+pub struct Frozen<'a>(&'a Etcd);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.0.signal_members("CONT");
     }
 }
 
