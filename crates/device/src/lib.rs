@@ -74,6 +74,7 @@ mod loop_guard;
 mod mmsg;
 mod mtu_watch;
 mod netif;
+mod netlink_batch;
 mod route_watch;
 mod signals;
 mod sockaddr;

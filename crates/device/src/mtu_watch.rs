@@ -6,9 +6,10 @@
 //! namespace; the MTU of each RTM_NEWLINK for our interface goes to the core at once.
 
 use crate::epoll::{Epoll, Event, Interest};
+use crate::netlink_batch::route_messages;
 use crate::Cancel;
 use ferrotun_proto::interface::Interface;
-use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -65,28 +66,18 @@ impl MtuWatch {
     }
 
     /// The MTU a batch of netlink messages gives our interface, if any.
-    fn mtu_in(&self, mut data: &[u8]) -> Option<u32> {
+    fn mtu_in(&self, data: &[u8]) -> Option<u32> {
         let mut latest = None;
-        while let Ok(buf) = NetlinkBuffer::new_checked(data) {
-            let len = buf.length() as usize;
-            if len == 0 {
-                break;
-            }
-            let chunk = data.get(..len).unwrap_or(data);
-            if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(chunk) {
-                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) =
-                    msg.payload
-                {
-                    if link.header.index == self.ifindex {
-                        for attr in &link.attributes {
-                            if let LinkAttribute::Mtu(mtu) = attr {
-                                latest = Some(*mtu);
-                            }
+        for msg in route_messages(data) {
+            if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) = msg.payload {
+                if link.header.index == self.ifindex {
+                    for attr in &link.attributes {
+                        if let LinkAttribute::Mtu(mtu) = attr {
+                            latest = Some(*mtu);
                         }
                     }
                 }
             }
-            data = data.get(len.next_multiple_of(4)..).unwrap_or_default();
         }
         latest
     }

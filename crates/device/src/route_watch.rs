@@ -21,13 +21,12 @@
 //! same socket.
 
 use crate::epoll::{Epoll, Event, Interest};
+use crate::netlink_batch::route_messages;
 use crate::netset::NetSet;
 use crate::Cancel;
 use ferrotun_proto::interface::{Interface, SourceState};
 use ferrotun_proto::source::LocalSource;
-use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
 use netlink_packet_route::link::{LinkLayerType, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -446,24 +445,13 @@ impl Lookups {
 
     /// The answer to the current query in a batch of netlink messages: `Some(answer)`
     /// (`Some(None)` for the kernel's error), `None` when the batch holds no answer to it.
-    fn answer_in(&self, mut data: &[u8]) -> Option<Option<RouteNetlinkMessage>> {
-        while let Ok(buf) = NetlinkBuffer::new_checked(data) {
-            let len = buf.length() as usize;
-            if len == 0 {
-                break;
-            }
-            let chunk = data.get(..len).unwrap_or(data);
-            if let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(chunk) {
-                if msg.header.sequence_number == self.seq {
-                    return Some(match msg.payload {
-                        NetlinkPayload::InnerMessage(answer) => Some(answer),
-                        _ => None,
-                    });
-                }
-            }
-            data = data.get(len.next_multiple_of(4)..).unwrap_or_default();
-        }
-        None
+    fn answer_in(&self, data: &[u8]) -> Option<Option<RouteNetlinkMessage>> {
+        route_messages(data)
+            .find(|msg| msg.header.sequence_number == self.seq)
+            .map(|msg| match msg.payload {
+                NetlinkPayload::InnerMessage(answer) => Some(answer),
+                _ => None,
+            })
     }
 }
 
