@@ -123,11 +123,11 @@ run_block() {
     fi
 }
 
-# Waits (at most 5 s) until no configuration socket is left whose interface is gone. Real
-# `wg-quick down` deletes the link and returns; the daemon notices and exits a few
-# milliseconds later (wireguard-go behaves the same), and until then a new `up` of the same
-# name finds the socket in use. A reader never types the next block that fast; this
-# script would, so it gives the daemons that time, and fails if one outlives it.
+# Waits (at most 5 s) until no configuration socket is left whose interface is gone, and
+# fails if one outlives that: every daemon must go with its link. Real `wg-quick down`
+# deletes the link and returns; the daemon notices and exits a few milliseconds later
+# (wireguard-go behaves the same). A new daemon of the same name waits for such a one
+# itself (crates/daemon/src/server.rs); this keeps the blocks from depending on it.
 settle() {
     local sock deadline=$((SECONDS + 5))
     for sock in /run/wireguard/*.sock; do

@@ -41,21 +41,49 @@ pub fn bind(iface: &str) -> anyhow::Result<UnixListener> {
         .with_context(|| format!("cannot create {SOCKET_DIR}"))?;
     let path = socket_path(iface);
     if path.exists() {
-        if UnixStream::connect(&path).is_ok() {
+        if UnixStream::connect(&path).is_ok() && !outlived(&path, iface) {
             bail!(
                 "{} is in use: another daemon already serves interface {iface}",
                 path.display()
             );
         }
-        // Left behind by a daemon that died: safe to replace.
-        std::fs::remove_file(&path)
-            .with_context(|| format!("cannot remove stale {}", path.display()))?;
+        // Left behind by a daemon that died (or gone already, with one that just exited):
+        // safe to replace.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove stale {}", path.display()))
+            }
+            _ => {}
+        }
     }
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict {}", path.display()))?;
     Ok(listener)
+}
+
+/// How long a daemon whose interface is gone may take to notice and remove its socket.
+const OUTGOING_DAEMON: Duration = Duration::from_secs(2);
+
+/// Whether the daemon answering at `path` is on its way out: its interface no longer exists
+/// here and its socket goes within [`OUTGOING_DAEMON`]. `wg-quick down` deletes the link and
+/// returns at once, a few milliseconds before that daemon has exited, so `down` followed by
+/// `up` of the same name would otherwise fail now and then. The socket directory is shared
+/// by every network namespace: a daemon serving the name in another one keeps its socket,
+/// and is refused after the wait as before.
+fn outlived(path: &Path, iface: &str) -> bool {
+    if ferrotun_device::interface_exists(iface) {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + OUTGOING_DAEMON;
+    while std::time::Instant::now() < deadline {
+        if !path.exists() || UnixStream::connect(path).is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 /// Accepts connections until the process exits; each connection gets its own thread so a

@@ -204,6 +204,61 @@ fn a_second_daemon_for_a_served_interface_refuses_to_start() {
     t.ping(&t.b, t.a.addrs.inner6, Duration::from_secs(10));
 }
 
+/// `wg-quick down` deletes the link and returns a few milliseconds before that daemon has
+/// exited; an `up` of the same name right then must wait for it rather than fail. A daemon
+/// that keeps its socket (one serving the name in another namespace: the socket directory
+/// is shared) is still refused, after that wait.
+#[test]
+fn a_daemon_on_its_way_out_gives_way_to_a_new_one() {
+    let ns = Netns::new("ftout");
+    let ifname = unique_name("ftout");
+    let path = socket_path(&ifname);
+    let start = || {
+        ns.command("timeout")
+            .args(["20", ferrotun_bin(), &ifname])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ferrotun")
+    };
+
+    // The old daemon: its socket answers; its interface is gone; it exits 300 ms later.
+    let holder = std::os::unix::net::UnixListener::bind(&path).expect("hold the socket");
+    let out = std::thread::scope(|s| {
+        let new = s.spawn(start);
+        std::thread::sleep(Duration::from_millis(300));
+        drop(holder);
+        std::fs::remove_file(&path).expect("the old daemon removes its socket");
+        new.join().expect("join")
+    });
+    assert!(
+        out.status.success(),
+        "the new daemon did not wait for the old one: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = ns.try_exec("wg", &["show", &ifname]);
+    assert!(
+        show.status.success(),
+        "the new daemon does not serve {ifname}"
+    );
+    ns.ip(&["link", "delete", "dev", &ifname]);
+    assert!(
+        eventually(Duration::from_secs(5), || !path.exists()),
+        "the new daemon did not exit"
+    );
+
+    // A daemon that stays: refused, its socket left alone.
+    let holder = std::os::unix::net::UnixListener::bind(&path).expect("hold the socket");
+    let started = Instant::now();
+    let out = start();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already serves"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(path.exists(), "the live daemon's socket was taken");
+    drop(holder);
+    let _ = std::fs::remove_file(&path);
+}
+
 #[test]
 fn background_mode_returns_once_wg_can_talk_to_it() {
     let ns = Netns::new("ftbg");
