@@ -4,11 +4,10 @@
 //! carries the traffic but leaves the names to the old resolver leaks every lookup, and the
 //! user would not see it.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
-use super::{step, QuickError};
+use super::{programs, QuickError};
 use ferrotun_uapi::config::QuickConfig;
 
 /// The program that hands the servers to the host's resolver.
@@ -18,20 +17,12 @@ pub enum Resolver {
     Resolvectl,
 }
 
-fn on_path(program: &str) -> bool {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .filter(|dir| !dir.is_empty())
-        .any(|dir| std::path::Path::new(dir).join(program).is_file())
-}
-
 impl Resolver {
     /// resolvconf first, as wg-quick uses nothing else; resolvectl where it is missing.
     pub fn find() -> Option<Resolver> {
-        if on_path("resolvconf") {
+        if programs::on_path("resolvconf") {
             Some(Resolver::Resolvconf)
-        } else if on_path("resolvectl") {
+        } else if programs::on_path("resolvectl") {
             Some(Resolver::Resolvectl)
         } else {
             None
@@ -77,31 +68,7 @@ fn iface_prefix() -> String {
 }
 
 fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<(), QuickError> {
-    step(&format!("{program} {}", args.join(" ")));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .map_err(QuickError::io(format!("cannot run {program}")))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(QuickError::io(format!("cannot write to {program}")))?;
-    }
-    let status = child
-        .wait()
-        .map_err(QuickError::io(format!("cannot run {program}")))?;
-    if !status.success() {
-        return Err(QuickError::Command {
-            what: format!("{program} {}", args[0]),
-            status,
-        });
-    }
-    Ok(())
+    programs::run(program, args, input, &format!("{program} {}", args[0]))
 }
 
 /// Hands the servers and search domains to `resolver` for `ifname`.

@@ -3,18 +3,10 @@
 //! them), and carry the fwmark of the tunnel's UDP over connection tracking so replies find
 //! the main table. nftables when `nft` exists, else iptables-restore, as wg-quick chooses.
 
-use std::io::Write;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
-use super::{step, QuickError};
-
-fn have(program: &str) -> bool {
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .any(|dir| std::path::Path::new(dir).join(program).is_file())
-}
+use super::{programs, QuickError};
 
 fn marker(ifname: &str) -> String {
     format!("-m comment --comment \"wg-quick(8) rule for {ifname}\"")
@@ -24,7 +16,7 @@ fn marker(ifname: &str) -> String {
 pub fn add(ifname: &str, ipv6: bool, table: u32, addresses: &[IpAddr]) -> Result<(), QuickError> {
     let pf = if ipv6 { "ip6" } else { "ip" };
     let nftable = format!("wg-quick-{ifname}");
-    if have("nft") {
+    if programs::on_path("nft") {
         let mut nft = format!("add table {pf} {nftable}\n");
         nft += &format!(
             "add chain {pf} {nftable} preraw {{ type filter hook prerouting priority -300; }}\n"
@@ -65,7 +57,7 @@ pub fn add(ifname: &str, ipv6: bool, table: u32, addresses: &[IpAddr]) -> Result
 
 /// Removes whatever `add` added for the interface, in either family.
 pub fn remove(ifname: &str) -> Result<(), QuickError> {
-    if have("nft") {
+    if programs::on_path("nft") {
         let listed = Command::new("nft")
             .args(["list", "tables"])
             .stderr(Stdio::null())
@@ -87,7 +79,7 @@ pub fn remove(ifname: &str) -> Result<(), QuickError> {
         ("iptables-save", "iptables-restore"),
         ("ip6tables-save", "ip6tables-restore"),
     ] {
-        if !have(save) {
+        if !programs::on_path(save) {
             continue;
         }
         let Ok(out) = Command::new(save).stderr(Stdio::null()).output() else {
@@ -116,25 +108,5 @@ pub fn remove(ifname: &str) -> Result<(), QuickError> {
 }
 
 fn feed(program: &str, args: &[&str], input: &str) -> Result<(), QuickError> {
-    step(&format!("{program} {}", args.join(" ")));
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(QuickError::io(format!("cannot run {program}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(QuickError::io(format!("cannot write to {program}")))?;
-    }
-    let status = child
-        .wait()
-        .map_err(QuickError::io(format!("cannot run {program}")))?;
-    if !status.success() {
-        return Err(QuickError::Command {
-            what: program.to_string(),
-            status,
-        });
-    }
-    Ok(())
+    programs::run(program, args, Some(input), program)
 }

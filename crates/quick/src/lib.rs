@@ -17,6 +17,7 @@ mod hooks;
 mod mtu;
 mod options;
 mod origin;
+mod programs;
 mod routes;
 mod save;
 mod session;
