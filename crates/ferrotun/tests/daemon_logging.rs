@@ -13,6 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{eventually, wait_exit};
 use common::scratch::TempDir;
 use common::{ferrotun_bin, require_tool, unique_name, Netns};
 
@@ -32,16 +33,9 @@ fn up(ns: &Netns, path: &str, stderr: Stdio, journal_stream: Option<String>) {
         cmd.env("JOURNAL_STREAM", value);
     }
     let mut child = cmd.spawn().expect("run ferrotun up");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("ferrotun up did not return");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_exit(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        panic!("ferrotun up did not return");
     };
     assert!(status.success(), "ferrotun up failed");
 }
@@ -70,11 +64,10 @@ fn down(ns: &Netns, path: &str) {
 /// Reads `read` until `want` shows up or 10 s pass; returns everything read.
 fn read_until(mut read: impl FnMut(&mut Vec<u8>), want: &str) -> String {
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && !String::from_utf8_lossy(&seen).contains(want) {
+    eventually(Duration::from_secs(10), || {
         read(&mut seen);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        String::from_utf8_lossy(&seen).contains(want)
+    });
     String::from_utf8_lossy(&seen).into_owned()
 }
 
