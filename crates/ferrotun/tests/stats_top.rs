@@ -10,6 +10,8 @@ mod common;
 
 use common::tunnel::{Impl, Keypair, Tunnel};
 use common::{ferrotun_bin, have_root, require_tool, text, unique_name, Netns};
+use ferrotun_testkit::iperf::listening;
+use ferrotun_testkit::process::eventually;
 use ferrotun_testkit::transfer::Reaper;
 use serde_json::Value;
 use std::process::{Command, Output, Stdio};
@@ -478,18 +480,10 @@ fn iperf_server(t: &Tunnel, iperf: &str, port: u16, extra: &[&str], procs: &mut 
 
 /// Once b's iperf3 server listens on `port`, a client in a sending to it for `secs`.
 fn iperf_client(t: &Tunnel, iperf: &str, port: u16, secs: u32, procs: &mut Reaper) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let listening = format!("sport = :{port}");
-    while t
-        .b
-        .ns
-        .try_exec("ss", &["-H", "-l", "-t", "-n", &listening])
-        .stdout
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "iperf3 never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || listening(&t.b.ns, port)),
+        "iperf3 never listened"
+    );
     let (port, secs) = (port.to_string(), secs.to_string());
     procs.0.push(
         t.a.ns

@@ -14,7 +14,9 @@ impl Drop for Server {
     }
 }
 
-fn listening(ns: &Netns, port: u16) -> bool {
+/// Whether something in `ns` listens on TCP `port` (a server started in the background
+/// is ready).
+pub fn listening(ns: &Netns, port: u16) -> bool {
     let filter = format!("sport = :{port}");
     let out = ns.try_exec("ss", &["-H", "-l", "-t", "-n", &filter]);
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()
